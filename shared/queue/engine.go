@@ -1,0 +1,793 @@
+package queue
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors returned by the engine.
+var (
+	// ErrLeaseLost means the caller's lease ran out or was taken over by a
+	// newer token: nothing was changed and the caller must stop working the key.
+	ErrLeaseLost = errors.New("queue: lease lost")
+	// ErrLeaseActive means another invocation already activated this lease
+	// (a duplicate delivery of the same drain event).
+	ErrLeaseActive = errors.New("queue: lease active in another invocation")
+	// ErrHeadMismatch means the items named are not at the head of the queue;
+	// nothing was changed.
+	ErrHeadMismatch = errors.New("queue: head of queue is another item")
+	// ErrLeased means an operator action was refused because a drain holds
+	// the key's lease; try again when it has yielded, or pause the key first.
+	ErrLeased = errors.New("queue: key is leased")
+	// ErrInvalidKey reports a key that is not "<tenant>:<code>".
+	ErrInvalidKey = errors.New("queue: invalid key")
+	// ErrUnknownLane reports a lane not in Options.Lanes.
+	ErrUnknownLane = errors.New("queue: unknown lane")
+
+	// errLaneChanged: a key's lane changed between a read and a script.
+	errLaneChanged = errors.New("queue: lane changed")
+)
+
+// codeErr maps the scripts' negative result codes to errors.
+func codeErr(code int64) error {
+	switch code {
+	case -1:
+		return ErrLeaseLost
+	case -2:
+		return ErrHeadMismatch
+	case -3:
+		return ErrLeaseActive
+	case -4:
+		return ErrLeased
+	case -5:
+		return errLaneChanged
+	}
+	if code < 0 {
+		return fmt.Errorf("queue: unexpected script result %d", code)
+	}
+	return nil
+}
+
+// Options configure an Engine. The zero value of each field selects the
+// default documented on it.
+type Options struct {
+	// Prefix starts every key name; lower-case letters, digits, '-' and '_'.
+	// Default "hl".
+	Prefix string
+	// Shards is the number of shards keys are spread over. It is fixed for a
+	// deployment: changing it strands existing keys. Default 16.
+	Shards int
+	// Lanes are the lane names, used by the operator reads that scan every
+	// lane. Default ["default"].
+	Lanes []string
+	// DedupWindow is how long an item id is remembered per key to drop
+	// duplicates. Default 24h; negative disables dedup.
+	DedupWindow time.Duration
+	// ClaimTTL is the lease a claim grants until its drain activates it; it
+	// bounds how long a lost dispatch keeps a key. Default 60s.
+	ClaimTTL time.Duration
+	// LeaseTTL is the lease Activate and Extend grant. Default 30s.
+	LeaseTTL time.Duration
+	// MaxBatch caps the items one Fetch returns. Default 100.
+	MaxBatch int
+	// BackoffBase and BackoffCap shape retry delays: attempt n waits
+	// min(cap, base*2^(n-1)), of which the upper half is jittered.
+	// Defaults 1s and 15m.
+	BackoffBase time.Duration
+	BackoffCap  time.Duration
+	// Clock supplies "now". Default the wall clock.
+	Clock clock.Clock
+	// Jitter returns a number in [0,1) for backoff jitter. Default math/rand/v2.
+	Jitter func() float64
+}
+
+func (o Options) withDefaults() Options {
+	o.Prefix = cmp.Or(o.Prefix, "hl")
+	o.Shards = cmp.Or(o.Shards, 16)
+	if len(o.Lanes) == 0 {
+		o.Lanes = []string{"default"}
+	}
+	o.DedupWindow = cmp.Or(o.DedupWindow, 24*time.Hour)
+	o.ClaimTTL = cmp.Or(o.ClaimTTL, 60*time.Second)
+	o.LeaseTTL = cmp.Or(o.LeaseTTL, 30*time.Second)
+	o.MaxBatch = cmp.Or(o.MaxBatch, 100)
+	o.BackoffBase = cmp.Or(o.BackoffBase, time.Second)
+	o.BackoffCap = cmp.Or(o.BackoffCap, 15*time.Minute)
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Jitter == nil {
+		o.Jitter = rand.Float64
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	for _, c := range o.Prefix {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("queue: Prefix %q: only a-z, 0-9, '-' and '_' are allowed", o.Prefix)
+		}
+	}
+	if o.Shards < 1 || o.Shards > 4096 {
+		return fmt.Errorf("queue: Shards %d: must be 1..4096", o.Shards)
+	}
+	for _, l := range o.Lanes {
+		if !keyPart(l, 64, false) {
+			return fmt.Errorf("queue: lane %q: must be 1..64 printable characters without space, ':', '{', '}'", l)
+		}
+	}
+	if o.ClaimTTL < time.Second || o.LeaseTTL < time.Second {
+		return fmt.Errorf("queue: ClaimTTL and LeaseTTL must be at least 1s")
+	}
+	if o.MaxBatch < 1 {
+		return fmt.Errorf("queue: MaxBatch %d: must be positive", o.MaxBatch)
+	}
+	if o.BackoffBase <= 0 || o.BackoffCap < o.BackoffBase {
+		return fmt.Errorf("queue: BackoffBase must be positive and BackoffCap at least BackoffBase")
+	}
+	return nil
+}
+
+// Engine runs queue operations against Redis. It is safe for concurrent use.
+type Engine struct {
+	rdb redis.UniversalClient
+	opt Options
+	ks  keyspace
+}
+
+// New returns an Engine over rdb, a *redis.Client or *redis.ClusterClient.
+func New(rdb redis.UniversalClient, opt Options) (*Engine, error) {
+	opt = opt.withDefaults()
+	if err := opt.validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}}, nil
+}
+
+// Options returns the engine's options with defaults filled in.
+func (e *Engine) Options() Options { return e.opt }
+
+// Shard returns the shard a key belongs to.
+func (e *Engine) Shard(key string) int { return e.ks.shardOf(key) }
+
+// LoadScripts loads every script into the script cache of every node, so
+// pipelines can call them by SHA. Operations that pipeline load them by
+// themselves when a node answers NOSCRIPT (after a restart, say).
+func (e *Engine) LoadScripts(ctx context.Context) error {
+	for _, s := range scripts {
+		if err := s.Load(ctx, e.rdb).Err(); err != nil {
+			return fmt.Errorf("queue: load scripts: %w", err)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) nowMs() int64 { return e.opt.Clock.Now().UnixMilli() }
+
+func (e *Engine) laneKnown(lane string) bool { return slices.Contains(e.opt.Lanes, lane) }
+
+// scriptCall is one script invocation inside a pipeline.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// pipeline runs calls in one round trip per node, by SHA. Calls a node
+// refused with NOSCRIPT (which did not run) are run again after loading the
+// scripts. The returned commands carry each call's result or error.
+func (e *Engine) pipeline(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
+	cmds := make([]*redis.Cmd, len(calls))
+	run := func(idx []int) error {
+		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				c := calls[i]
+				cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
+		return err
+	}
+	all := make([]int, len(calls))
+	for i := range all {
+		all[i] = i
+	}
+	err := run(all)
+	var again []int
+	for i, c := range cmds {
+		if c != nil && c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+			again = append(again, i)
+		}
+	}
+	if len(again) > 0 {
+		if lerr := e.LoadScripts(ctx); lerr != nil {
+			return cmds, lerr
+		}
+		err = run(again)
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return cmds, fmt.Errorf("queue: pipeline: %w", err)
+	}
+	return cmds, nil
+}
+
+// Entry is one item to enqueue on a lane.
+type Entry struct {
+	Lane string
+	Item *Item
+}
+
+// Enqueued tells what Enqueue did with one item.
+type Enqueued struct {
+	// ID and Key identify the item.
+	ID, Key string
+	// New is false when the item was a duplicate inside the dedup window and
+	// was not stored.
+	New bool
+	// Ready is true when the item's key went from idle to claimable.
+	Ready bool
+}
+
+// Enqueue stores one item at the tail of its key's queue on lane. An item
+// without ID gets one from NewID; one without ReceivedAt gets now.
+func (e *Engine) Enqueue(ctx context.Context, lane string, it *Item) (Enqueued, error) {
+	res, err := e.EnqueueBatch(ctx, []Entry{{Lane: lane, Item: it}})
+	if err != nil {
+		return Enqueued{}, err
+	}
+	return res[0], nil
+}
+
+// maxEnqueueChunk caps the items of one enqueue script call.
+const maxEnqueueChunk = 64
+
+// EnqueueBatch stores items in one round trip per Redis node: one script
+// call per shard (and per 64 items). The order of items of one key is kept.
+// Results are in the order of entries. On error, some items may have been
+// stored: enqueueing them again is safe within the dedup window.
+func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued, error) {
+	now := e.opt.Clock.Now()
+	window := int64(0)
+	if e.opt.DedupWindow > 0 {
+		window = e.opt.DedupWindow.Milliseconds()
+	}
+	res := make([]Enqueued, len(entries))
+	byShard := make(map[int][]int)
+	var shardOrder []int
+	for i, en := range entries {
+		it := en.Item
+		if it.ID == "" {
+			it.ID = NewID(now)
+		}
+		if it.ReceivedAt.IsZero() {
+			it.ReceivedAt = now
+		}
+		if err := it.validate(); err != nil {
+			return nil, err
+		}
+		if !e.laneKnown(en.Lane) {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownLane, en.Lane)
+		}
+		key := it.Key()
+		res[i] = Enqueued{ID: it.ID, Key: key}
+		s := e.ks.shardOf(key)
+		if _, ok := byShard[s]; !ok {
+			shardOrder = append(shardOrder, s)
+		}
+		byShard[s] = append(byShard[s], i)
+	}
+	var calls []scriptCall
+	var owners [][]int
+	for _, s := range shardOrder {
+		idx := byShard[s]
+		for len(idx) > 0 {
+			chunk := idx[:min(len(idx), maxEnqueueChunk)]
+			idx = idx[len(chunk):]
+			keys := make([]string, 0, 1+4*len(chunk))
+			args := make([]any, 0, 2+3*len(chunk))
+			keys = append(keys, e.ks.lease(s))
+			args = append(args, now.UnixMilli(), window)
+			for _, i := range chunk {
+				it, lane, key := entries[i].Item, entries[i].Lane, res[i].Key
+				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key, it.ID), e.ks.ready(s, lane))
+				args = append(args, key, lane, it.encode())
+			}
+			calls = append(calls, scriptCall{enqueueCmd, keys, args})
+			owners = append(owners, chunk)
+		}
+	}
+	var cmds []*redis.Cmd
+	if len(calls) == 1 {
+		cmds = []*redis.Cmd{calls[0].script.Run(ctx, e.rdb, calls[0].keys, calls[0].args...)}
+	} else {
+		var err error
+		if cmds, err = e.pipeline(ctx, calls); err != nil {
+			return nil, err
+		}
+	}
+	for c, cmd := range cmds {
+		flags, err := cmd.Int64Slice()
+		if err != nil {
+			return nil, fmt.Errorf("queue: enqueue: %w", err)
+		}
+		for k, i := range owners[c] {
+			res[i].New = flags[2*k] == 1
+			res[i].Ready = flags[2*k+1] == 1
+		}
+	}
+	return res, nil
+}
+
+// Lease is the right to work one key, granted by Claim. Its fields travel in
+// the drain event; Activate, Extend and the calls that change the key keep
+// Deadline current.
+type Lease struct {
+	// Key is the leased key, "<tenant>:<code>".
+	Key string `json:"key"`
+	// Lane is the lane the key was claimed on.
+	Lane string `json:"lane"`
+	// Token is the fencing token: it grows with every claim in a shard, so a
+	// newer holder of a key always has a larger token.
+	Token int64 `json:"token"`
+	// Invocation is the id Activate bound the lease to.
+	Invocation string `json:"invocation,omitempty"`
+	// Deadline is when the lease runs out unless extended.
+	Deadline time.Time `json:"deadline"`
+}
+
+// Claim leases up to n keys of lane that are ready now, oldest ready-at
+// first across all shards, skipping paused keys and keys whose lease is
+// live. Each lease gets a fresh fencing token and a deadline ClaimTTL away.
+// Two concurrent claimers never receive the same key.
+func (e *Engine) Claim(ctx context.Context, lane string, n int) ([]Lease, error) {
+	if !e.laneKnown(lane) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownLane, lane)
+	}
+	if n <= 0 {
+		return nil, nil
+	}
+	now := e.nowMs()
+	cands, err := e.readyCandidates(ctx, lane, now, n)
+	if err != nil {
+		return nil, err
+	}
+	if len(cands) == 0 {
+		return nil, nil
+	}
+	rank := make(map[string]int, len(cands))
+	byShard := make(map[int][]any)
+	var shardOrder []int
+	for i, c := range cands {
+		rank[c.Key] = i
+		if _, ok := byShard[c.shard]; !ok {
+			shardOrder = append(shardOrder, c.shard)
+		}
+		byShard[c.shard] = append(byShard[c.shard], c.Key)
+	}
+	calls := make([]scriptCall, 0, len(shardOrder))
+	for _, s := range shardOrder {
+		args := append([]any{now, e.opt.ClaimTTL.Milliseconds()}, byShard[s]...)
+		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.leased(s, lane), e.ks.lease(s), e.ks.seq(s)}, args})
+	}
+	cmds, err := e.pipeline(ctx, calls)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.UnixMilli(now + e.opt.ClaimTTL.Milliseconds())
+	var leases []Lease
+	for _, cmd := range cmds {
+		vals, err := cmd.StringSlice()
+		if err != nil {
+			return leases, fmt.Errorf("queue: claim: %w", err)
+		}
+		for i := 0; i+1 < len(vals); i += 2 {
+			tok, err := strconv.ParseInt(vals[i+1], 10, 64)
+			if err != nil {
+				return leases, fmt.Errorf("queue: claim: bad token: %w", err)
+			}
+			leases = append(leases, Lease{Key: vals[i], Lane: lane, Token: tok, Deadline: deadline})
+		}
+	}
+	slices.SortFunc(leases, func(a, b Lease) int { return rank[a.Key] - rank[b.Key] })
+	return leases, nil
+}
+
+// ReadyKey is a key waiting in a lane's ready index.
+type ReadyKey struct {
+	Key     string
+	ReadyAt time.Time
+	shard   int
+}
+
+// readyCandidates returns up to n keys of lane with ready-at <= now, oldest
+// first, over all shards in one round trip per node.
+func (e *Engine) readyCandidates(ctx context.Context, lane string, now int64, n int) ([]ReadyKey, error) {
+	cmds := make([]*redis.ZSliceCmd, e.opt.Shards)
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for s := range cmds {
+			cmds[s] = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
+				Key: e.ks.ready(s, lane), Start: "-inf", Stop: strconv.FormatInt(now, 10),
+				ByScore: true, Count: int64(n),
+			})
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("queue: read ready index: %w", err)
+	}
+	var out []ReadyKey
+	for s, cmd := range cmds {
+		for _, z := range cmd.Val() {
+			out = append(out, ReadyKey{Key: z.Member.(string), ReadyAt: time.UnixMilli(int64(z.Score)), shard: s})
+		}
+	}
+	slices.SortFunc(out, func(a, b ReadyKey) int {
+		return cmp.Or(a.ReadyAt.Compare(b.ReadyAt), strings.Compare(a.Key, b.Key))
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out, nil
+}
+
+// leaseArgs are ARGV[1..4] of the lease-checking scripts.
+func (e *Engine) leaseArgs(l *Lease, now int64) []any {
+	return []any{l.Key, l.Token, l.Invocation, now}
+}
+
+// Activate binds the lease to invocation (a Lambda request id, say) and
+// renews it for LeaseTTL. A second, different invocation gets
+// ErrLeaseActive; the same invocation may activate again. A lease that ran
+// out or was claimed anew gets ErrLeaseLost.
+func (e *Engine) Activate(ctx context.Context, l *Lease, invocation string) error {
+	if invocation == "" {
+		return errors.New("queue: activate: empty invocation id")
+	}
+	s := e.ks.shardOf(l.Key)
+	now := e.nowMs()
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane)}
+	dl, err := activateCmd.Run(ctx, e.rdb, keys, l.Key, l.Token, invocation, now, e.opt.LeaseTTL.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("queue: activate: %w", err)
+	}
+	if err := codeErr(dl); err != nil {
+		return err
+	}
+	l.Invocation = invocation
+	l.Deadline = time.UnixMilli(dl)
+	return nil
+}
+
+// Extend renews a held lease for LeaseTTL from now.
+func (e *Engine) Extend(ctx context.Context, l *Lease) error {
+	s := e.ks.shardOf(l.Key)
+	now := e.nowMs()
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane)}
+	args := append(e.leaseArgs(l, now), e.opt.LeaseTTL.Milliseconds())
+	dl, err := extendCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	if err != nil {
+		return fmt.Errorf("queue: extend: %w", err)
+	}
+	if err := codeErr(dl); err != nil {
+		return err
+	}
+	l.Deadline = time.UnixMilli(dl)
+	return nil
+}
+
+// Batch is the head of a leased key's queue.
+type Batch struct {
+	// Items are the first items of the queue, oldest first, at most the
+	// requested size and at most Options.MaxBatch.
+	Items []*Item
+	// Attempts is how many times the head item has failed so far.
+	Attempts int
+	// Paused is set when an operator paused the key: the holder should yield.
+	Paused bool
+	// Depth is the queue's length.
+	Depth int64
+}
+
+// Fetch returns up to n items from the head of the leased key's queue
+// without removing them.
+func (e *Engine) Fetch(ctx context.Context, l *Lease, n int) (*Batch, error) {
+	n = min(max(n, 1), e.opt.MaxBatch)
+	s := e.ks.shardOf(l.Key)
+	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
+	args := append(e.leaseArgs(l, e.nowMs()), n)
+	vals, err := fetchCmd.Run(ctx, e.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("queue: fetch: %w", err)
+	}
+	if code, _ := vals[0].(int64); code < 0 {
+		return nil, codeErr(code)
+	}
+	b := &Batch{Attempts: int(vals[0].(int64)), Paused: vals[1].(int64) == 1, Depth: vals[2].(int64)}
+	for _, v := range vals[3:] {
+		str, _ := v.(string)
+		it, err := decodeItem([]byte(str))
+		if err != nil {
+			return nil, fmt.Errorf("queue: fetch %s: %w", l.Key, err)
+		}
+		b.Items = append(b.Items, it)
+	}
+	return b, nil
+}
+
+// Ack removes the items with ids from the head of the leased key's queue;
+// they must be its first len(ids) items, in order, or nothing is removed
+// (ErrHeadMismatch). It returns the queue length left; at zero the key has
+// left the ready index.
+func (e *Engine) Ack(ctx context.Context, l *Lease, ids ...string) (int64, error) {
+	if len(ids) == 0 {
+		return 0, errors.New("queue: ack: no ids")
+	}
+	s := e.ks.shardOf(l.Key)
+	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane)}
+	args := e.leaseArgs(l, e.nowMs())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	left, err := ackCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("queue: ack: %w", err)
+	}
+	return left, codeErr(left)
+}
+
+// Yield ends the lease. A key with work goes back to the ready index at
+// notBefore or now, whichever is later (the back of the ready order); an
+// empty or paused key leaves the index. It reports whether the key is ready
+// again.
+func (e *Engine) Yield(ctx context.Context, l *Lease, notBefore time.Time) (bool, error) {
+	s := e.ks.shardOf(l.Key)
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
+	nb := int64(0)
+	if !notBefore.IsZero() {
+		nb = notBefore.UnixMilli()
+	}
+	args := append(e.leaseArgs(l, e.nowMs()), nb, l.Lane)
+	code, err := yieldCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	if err != nil {
+		return false, fmt.Errorf("queue: yield: %w", err)
+	}
+	return code == 1, codeErr(code)
+}
+
+// Policy says what happens to an item that used its last attempt.
+type Policy string
+
+const (
+	// DeadLetter moves the item to its key's dead-letter list; the key goes on
+	// with the next item.
+	DeadLetter Policy = "dead-letter"
+	// Park pauses the key with the item kept at its head, for an operator to
+	// fix and resume.
+	Park Policy = "park"
+)
+
+// Failure describes a failed attempt at the head item.
+type Failure struct {
+	// Reason is stored as the key's last error and with a dead letter. Line
+	// breaks are replaced and it is cut to 1 KiB.
+	Reason string
+	// MaxAttempts is the attempt count at which Policy applies. Default 1
+	// when zero or negative.
+	MaxAttempts int
+	// Policy applies when attempts are used up. Default DeadLetter.
+	Policy Policy
+	// RetryAt, when set, replaces the backoff: the key is not ready before it.
+	RetryAt time.Time
+	// Permanent applies Policy now, whatever the attempt count.
+	Permanent bool
+}
+
+// Outcome is what Fail did.
+type Outcome int
+
+const (
+	// Retrying: the lease ended and the key is ready again at ReadyAt with
+	// the item still at its head.
+	Retrying Outcome = 1
+	// DeadLettered: the item moved to the dead-letter list; the lease is still
+	// held and the next item is the head.
+	DeadLettered Outcome = 2
+	// Parked: the key is paused with the item at its head; the lease ended.
+	Parked Outcome = 3
+)
+
+// String returns the outcome's name.
+func (o Outcome) String() string {
+	switch o {
+	case Retrying:
+		return "retrying"
+	case DeadLettered:
+		return "dead-lettered"
+	case Parked:
+		return "parked"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+// FailResult reports what Fail did.
+type FailResult struct {
+	Outcome  Outcome
+	Attempts int
+	ReadyAt  time.Time
+}
+
+// maxReason caps stored failure reasons.
+const maxReason = 1024
+
+func oneLine(s string) string {
+	s = strings.NewReplacer("\r", " ", "\n", " ").Replace(s)
+	if len(s) > maxReason {
+		s = s[:maxReason]
+	}
+	return s
+}
+
+// Fail records a failed attempt at the head item id of the leased key. The
+// item stays at the head and the key waits (backoff or f.RetryAt) while other
+// keys go on; at f.MaxAttempts, or at once when f.Permanent, f.Policy applies.
+func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (FailResult, error) {
+	s := e.ks.shardOf(l.Key)
+	keys := []string{
+		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.queue(s, l.Key),
+		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s),
+	}
+	policy := cmp.Or(f.Policy, DeadLetter)
+	if policy != DeadLetter && policy != Park {
+		return FailResult{}, fmt.Errorf("queue: fail: unknown policy %q", policy)
+	}
+	retryAt := int64(0)
+	if !f.RetryAt.IsZero() {
+		retryAt = f.RetryAt.UnixMilli()
+	}
+	permanent := 0
+	if f.Permanent {
+		permanent = 1
+	}
+	args := append(e.leaseArgs(l, e.nowMs()), id, oneLine(f.Reason), max(f.MaxAttempts, 1), string(policy),
+		e.opt.BackoffBase.Milliseconds(), e.opt.BackoffCap.Milliseconds(),
+		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane)
+	vals, err := failCmd.Run(ctx, e.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return FailResult{}, fmt.Errorf("queue: fail: %w", err)
+	}
+	if err := codeErr(vals[0]); err != nil {
+		return FailResult{}, err
+	}
+	r := FailResult{Outcome: Outcome(vals[0]), Attempts: int(vals[1])}
+	if r.Outcome == Retrying {
+		r.ReadyAt = time.UnixMilli(vals[2])
+	}
+	return r, nil
+}
+
+// SplitKey splits a key into tenant and code, validating both.
+func SplitKey(key string) (tenant, code string, err error) {
+	tenant, code, ok := strings.Cut(key, ":")
+	if !ok || ValidateTenant(tenant) != nil || ValidateCode(code) != nil {
+		return "", "", ErrInvalidKey
+	}
+	return tenant, code, nil
+}
+
+// keyLanes reads a key's recorded lane ("" when its queue is empty) and the
+// lane of its oldest dead letter ("" when it has none).
+func (e *Engine) keyLanes(ctx context.Context, key string) (lane, deadLane string, err error) {
+	s := e.ks.shardOf(key)
+	var meta *redis.StringCmd
+	var dead *redis.StringCmd
+	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		meta = p.HGet(ctx, e.ks.meta(s, key), "lane")
+		dead = p.LIndex(ctx, e.ks.dlq(s, key), 0)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return "", "", fmt.Errorf("queue: read lane of %s: %w", key, err)
+	}
+	if rec := dead.Val(); rec != "" {
+		if d, err := decodeDead([]byte(rec)); err == nil {
+			deadLane = d.Lane
+		}
+	}
+	return meta.Val(), deadLane, nil
+}
+
+// operatorOp runs an operator script that needs the key's lane, retrying
+// when the lane changes between the read and the script.
+func (e *Engine) operatorOp(ctx context.Context, key string, run func(s int, lane, deadLane string) (int64, error)) (int64, error) {
+	if _, _, err := SplitKey(key); err != nil {
+		return 0, err
+	}
+	s := e.ks.shardOf(key)
+	for range 5 {
+		lane, deadLane, err := e.keyLanes(ctx, key)
+		if err != nil {
+			return 0, err
+		}
+		n, err := run(s, lane, deadLane)
+		if err != nil {
+			return 0, err
+		}
+		if err := codeErr(n); !errors.Is(err, errLaneChanged) {
+			return n, err
+		}
+	}
+	return 0, fmt.Errorf("queue: %s: lane kept changing", key)
+}
+
+// Redrive moves up to n of a key's dead letters (all when n <= 0), oldest
+// first, back to the head of its queue in their original order, resets the
+// head attempts and makes the key ready. It refuses a leased key (ErrLeased)
+// and returns how many items moved.
+func (e *Engine) Redrive(ctx context.Context, key string, n int) (int, error) {
+	moved, err := e.operatorOp(ctx, key, func(s int, lane, deadLane string) (int64, error) {
+		lane = cmp.Or(lane, deadLane)
+		if lane == "" {
+			return 0, nil // no work and no dead letters
+		}
+		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s)}
+		return redriveCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), max(n, 0), lane).Int64()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queue: redrive %s: %w", key, err)
+	}
+	return int(moved), nil
+}
+
+// Skip moves the head item of an unleased key to its dead-letter list with
+// reason "skipped by operator: <note>", so the items behind it can go on. It
+// refuses a leased key (ErrLeased; pause it first) and reports whether an
+// item was skipped.
+func (e *Engine) Skip(ctx context.Context, key, note string) (bool, error) {
+	n, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
+		if lane == "" {
+			return 0, nil // nothing queued
+		}
+		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s)}
+		return skipCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane, oneLine("skipped by operator: "+note)).Int64()
+	})
+	if err != nil {
+		return false, fmt.Errorf("queue: skip %s: %w", key, err)
+	}
+	return n == 1, nil
+}
+
+// Pause stops a key from being claimed until Resume. A drain holding its
+// lease sees Batch.Paused at its next fetch and should yield.
+func (e *Engine) Pause(ctx context.Context, key string) error {
+	_, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
+		keys := []string{e.ks.ready(s, lane), e.ks.meta(s, key), e.ks.paused(s)}
+		return pauseCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane).Int64()
+	})
+	if err != nil {
+		return fmt.Errorf("queue: pause %s: %w", key, err)
+	}
+	return nil
+}
+
+// Resume lets a paused (or parked) key be claimed again, resetting its head
+// attempts. It reports whether the key has work.
+func (e *Engine) Resume(ctx context.Context, key string) (bool, error) {
+	n, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
+		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.paused(s)}
+		return resumeCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane).Int64()
+	})
+	if err != nil {
+		return false, fmt.Errorf("queue: resume %s: %w", key, err)
+	}
+	return n == 1, nil
+}

@@ -1,0 +1,291 @@
+package queue
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Limits on the parts of an item that become part of a Redis key name.
+const (
+	// MaxTenantLen is the longest tenant id accepted.
+	MaxTenantLen = 128
+	// MaxCodeLen is the longest event code accepted.
+	MaxCodeLen = 128
+	// MaxIDLen is the longest item id accepted.
+	MaxIDLen = 128
+)
+
+// Header is one HTTP header kept with an item.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// Item is one webhook as the engine stores it. Body holds the raw request
+// body exactly as received.
+type Item struct {
+	// ID identifies the item within its key: the provider's webhook id when
+	// there is one, otherwise a generated time-ordered id (see NewID). It is
+	// the idempotency key handlers receive.
+	ID string
+	// ReceivedAt is when ingest accepted the webhook (millisecond precision).
+	ReceivedAt time.Time
+	// Tenant and Code make up the item's key, "<tenant>:<code>".
+	Tenant string
+	Code   string
+	// Headers are the request headers ingest chose to keep, in order.
+	Headers []Header
+	// Body is the raw request body.
+	Body []byte
+}
+
+// Key returns the item's key, "<tenant>:<code>".
+func (it *Item) Key() string { return it.Tenant + ":" + it.Code }
+
+// Header returns the value of the first header named name (exact match), or "".
+func (it *Item) Header(name string) string {
+	for _, h := range it.Headers {
+		if h.Name == name {
+			return h.Value
+		}
+	}
+	return ""
+}
+
+// Validation errors. They name the offending part and never echo its value,
+// which may be attacker-controlled.
+var (
+	// ErrInvalidTenant reports a tenant that is empty, too long, or holds a
+	// character outside printable ASCII, a space, ':', '{' or '}'.
+	ErrInvalidTenant = errors.New("queue: invalid tenant")
+	// ErrInvalidCode reports an event code that is empty, too long, or holds a
+	// character outside printable ASCII, a space, '{' or '}'.
+	ErrInvalidCode = errors.New("queue: invalid event code")
+	// ErrInvalidID reports an item id that is empty, too long, or holds a
+	// character outside printable ASCII, a space, ':', '{' or '}'.
+	ErrInvalidID = errors.New("queue: invalid item id")
+	// ErrInvalidHeader reports a header name or value with a line break, or a
+	// name with ':' or a space.
+	ErrInvalidHeader = errors.New("queue: invalid header")
+)
+
+// ValidateTenant reports whether tenant may become part of a key.
+func ValidateTenant(tenant string) error {
+	if !keyPart(tenant, MaxTenantLen, false) {
+		return ErrInvalidTenant
+	}
+	return nil
+}
+
+// ValidateCode reports whether code may become part of a key.
+func ValidateCode(code string) error {
+	if !keyPart(code, MaxCodeLen, true) {
+		return ErrInvalidCode
+	}
+	return nil
+}
+
+// ValidateID reports whether id may be used as an item id.
+func ValidateID(id string) error {
+	if !keyPart(id, MaxIDLen, false) {
+		return ErrInvalidID
+	}
+	return nil
+}
+
+// keyPart reports whether s is 1..max bytes of printable ASCII without
+// space, '{', '}' (hash-tag delimiters) and, unless colonOK, ':'.
+func keyPart(s string, max int, colonOK bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c > '~' || c == '{' || c == '}' || (c == ':' && !colonOK) {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks every part of it that the engine relies on.
+func (it *Item) validate() error {
+	if err := ValidateTenant(it.Tenant); err != nil {
+		return err
+	}
+	if err := ValidateCode(it.Code); err != nil {
+		return err
+	}
+	if err := ValidateID(it.ID); err != nil {
+		return err
+	}
+	for _, h := range it.Headers {
+		if h.Name == "" || containsAny(h.Name, ": \r\n") || containsAny(h.Value, "\r\n") {
+			return fmt.Errorf("%w: header %q", ErrInvalidHeader, h.Name)
+		}
+	}
+	return nil
+}
+
+func containsAny(s, chars string) bool {
+	for i := 0; i < len(s); i++ {
+		if bytes.IndexByte([]byte(chars), s[i]) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// The envelope is how an item is stored in its queue list:
+//
+//	hl1 <id>\n<received-at ms>\n<tenant>\n<code>\n<header count>\n
+//	<name>: <value>\n   (once per header)
+//	<body bytes, exactly as received>
+//
+// The id comes first so scripts can read it with one anchored match without
+// decoding the rest. The overhead over the body is envelopeFixed bytes plus
+// len(id)+len(tenant)+len(code), plus len(name)+len(value)+3 per header, plus
+// one byte per extra digit of the header count or of a received-at beyond 13
+// digits (after the year 2286). With a 26-byte generated id and no headers
+// that is 49 bytes plus the key.
+const envelopeFixed = 23
+
+const envelopeMagic = "hl1 "
+
+// errBadEnvelope reports a stored envelope that does not decode.
+var errBadEnvelope = errors.New("queue: malformed envelope")
+
+// encode renders it as an envelope.
+func (it *Item) encode() []byte {
+	n := len(envelopeMagic) + len(it.ID) + 32 + len(it.Tenant) + len(it.Code) + len(it.Body)
+	for _, h := range it.Headers {
+		n += len(h.Name) + len(h.Value) + 3
+	}
+	b := make([]byte, 0, n)
+	b = append(b, envelopeMagic...)
+	b = append(b, it.ID...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, it.ReceivedAt.UnixMilli(), 10)
+	b = append(b, '\n')
+	b = append(b, it.Tenant...)
+	b = append(b, '\n')
+	b = append(b, it.Code...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, int64(len(it.Headers)), 10)
+	b = append(b, '\n')
+	for _, h := range it.Headers {
+		b = append(b, h.Name...)
+		b = append(b, ':', ' ')
+		b = append(b, h.Value...)
+		b = append(b, '\n')
+	}
+	return append(b, it.Body...)
+}
+
+// decodeItem parses an envelope. The body aliases b.
+func decodeItem(b []byte) (*Item, error) {
+	if !bytes.HasPrefix(b, []byte(envelopeMagic)) {
+		return nil, errBadEnvelope
+	}
+	rest := b[len(envelopeMagic):]
+	line := func() (string, bool) {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return "", false
+		}
+		s := string(rest[:i])
+		rest = rest[i+1:]
+		return s, true
+	}
+	var it Item
+	var ok bool
+	var at, count string
+	if it.ID, ok = line(); !ok {
+		return nil, errBadEnvelope
+	}
+	if at, ok = line(); !ok {
+		return nil, errBadEnvelope
+	}
+	msec, ok := canonicalInt(at)
+	if !ok {
+		return nil, errBadEnvelope
+	}
+	it.ReceivedAt = time.UnixMilli(msec)
+	if it.Tenant, ok = line(); !ok {
+		return nil, errBadEnvelope
+	}
+	if it.Code, ok = line(); !ok {
+		return nil, errBadEnvelope
+	}
+	if count, ok = line(); !ok {
+		return nil, errBadEnvelope
+	}
+	n64, ok := canonicalInt(count)
+	n := int(n64)
+	if !ok || n < 0 || n > len(rest) {
+		return nil, errBadEnvelope
+	}
+	if n > 0 {
+		it.Headers = make([]Header, 0, n)
+	}
+	for range n {
+		h, ok := line()
+		if !ok {
+			return nil, errBadEnvelope
+		}
+		name, value, found := cutHeader(h)
+		if !found {
+			return nil, errBadEnvelope
+		}
+		it.Headers = append(it.Headers, Header{Name: name, Value: value})
+	}
+	it.Body = rest
+	return &it, nil
+}
+
+// canonicalInt parses s only if it is the canonical decimal form of an int64,
+// so every envelope has exactly one encoding.
+func canonicalInt(s string) (int64, bool) {
+	v, err := strconv.ParseInt(s, 10, 64)
+	return v, err == nil && strconv.FormatInt(v, 10) == s
+}
+
+func cutHeader(s string) (name, value string, ok bool) {
+	i := bytes.Index([]byte(s), []byte(": "))
+	if i <= 0 {
+		return "", "", false
+	}
+	return s[:i], s[i+2:], true
+}
+
+// crockford is the alphabet of generated ids: Crockford's base32, which sorts
+// in the same order as the values it encodes.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns a 26-character id that sorts by t (millisecond precision):
+// 48 bits of Unix milliseconds followed by 80 random bits, in Crockford base32.
+func NewID(t time.Time) string {
+	var b [16]byte
+	msec := uint64(t.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(msec)
+		msec >>= 8
+	}
+	_, _ = rand.Read(b[6:]) // crypto/rand.Read never fails (Go 1.24+).
+	// 128 bits -> 26 base32 digits (130 bits, the top two are zero).
+	var out [26]byte
+	hi := uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
+		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	lo := uint64(b[8])<<56 | uint64(b[9])<<48 | uint64(b[10])<<40 | uint64(b[11])<<32 |
+		uint64(b[12])<<24 | uint64(b[13])<<16 | uint64(b[14])<<8 | uint64(b[15])
+	for i := 25; i >= 0; i-- {
+		out[i] = crockford[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}

@@ -1,0 +1,56 @@
+package queue
+
+import (
+	"fmt"
+	"hash/crc32"
+	"strconv"
+)
+
+// keyspace names every Redis key the engine uses. Key names are built here and
+// nowhere else.
+//
+// A webhook key (tenant:code) belongs to shard crc32(key) mod S. The shard is
+// the Redis Cluster hash tag of every key of that shard, so one script only
+// ever touches one slot: a key's queue, meta, dedup markers and dead letters
+// share the slot of its shard's ready index, lease hash and fencing counter.
+//
+//	<p>:{NN}:ready:<lane>   ZSET   key -> ready-at ms (lease deadline while leased)
+//	<p>:{NN}:leased:<lane>  ZSET   key -> lease deadline ms (live leases per lane)
+//	<p>:{NN}:lease          HASH   key -> "token|deadline ms|invocation id"
+//	<p>:{NN}:seq            STRING fencing-token counter
+//	<p>:{NN}:paused         ZSET   key -> paused-at ms
+//	<p>:{NN}:q:<key>        LIST   item envelopes, head = oldest
+//	<p>:{NN}:m:<key>        HASH   lane, attempts, err, paused
+//	<p>:{NN}:d:<key>:<id>   STRING dedup marker (the only keys with a TTL)
+//	<p>:{NN}:dlq:<key>      LIST   dead-letter records, oldest first
+//	<p>:{NN}:dlqidx         ZSET   key -> last dead-at ms
+type keyspace struct {
+	prefix string
+	shards int
+}
+
+// shardOf returns the shard of a webhook key.
+func (ks keyspace) shardOf(key string) int {
+	return int(crc32.ChecksumIEEE([]byte(key)) % uint32(ks.shards))
+}
+
+// tag returns "<p>:{NN}:", the common start of every key of shard s.
+func (ks keyspace) tag(s int) string {
+	return ks.prefix + ":{" + fmt.Sprintf("%02d", s) + "}:"
+}
+
+func (ks keyspace) ready(s int, lane string) string  { return ks.tag(s) + "ready:" + lane }
+func (ks keyspace) leased(s int, lane string) string { return ks.tag(s) + "leased:" + lane }
+func (ks keyspace) lease(s int) string               { return ks.tag(s) + "lease" }
+func (ks keyspace) seq(s int) string                 { return ks.tag(s) + "seq" }
+func (ks keyspace) paused(s int) string              { return ks.tag(s) + "paused" }
+func (ks keyspace) dlqIndex(s int) string            { return ks.tag(s) + "dlqidx" }
+func (ks keyspace) queue(s int, key string) string   { return ks.tag(s) + "q:" + key }
+func (ks keyspace) meta(s int, key string) string    { return ks.tag(s) + "m:" + key }
+func (ks keyspace) dlq(s int, key string) string     { return ks.tag(s) + "dlq:" + key }
+func (ks keyspace) dedup(s int, key, id string) string {
+	return ks.tag(s) + "d:" + key + ":" + id
+}
+
+// ms renders a Unix millisecond time for ARGV.
+func ms(v int64) string { return strconv.FormatInt(v, 10) }
