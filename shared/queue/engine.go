@@ -791,3 +791,11 @@ func (e *Engine) Resume(ctx context.Context, key string) (bool, error) {
 	}
 	return n == 1, nil
 }
+
+// Ping checks that Redis answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if err := e.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("queue: ping: %w", err)
+	}
+	return nil
+}

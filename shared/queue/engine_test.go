@@ -947,3 +947,32 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("defaults refused: %v", err)
 	}
 }
+
+// TestSingleton: one owner at a time; the lease passes on when it runs out
+// or is released.
+func TestSingleton(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		f := setup(t, rdb)
+		acq := func(owner string) bool {
+			ok, err := f.e.AcquireSingleton(f.ctx, "scheduler", owner, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if !acq("a") || acq("b") || !acq("a") {
+			t.Fatal("a should hold the lease and renew it; b should be refused")
+		}
+		f.clk.Advance(10 * time.Second)
+		if !acq("b") || acq("a") {
+			t.Fatal("after expiry b should take over")
+		}
+		if err := f.e.ReleaseSingleton(f.ctx, "scheduler", "a"); err != nil || acq("a") {
+			t.Fatal("a release by a non-owner must not free the lease")
+		}
+		if err := f.e.ReleaseSingleton(f.ctx, "scheduler", "b"); err != nil || !acq("a") {
+			t.Fatal("after b released, a should acquire")
+		}
+	})
+}

@@ -24,6 +24,7 @@ import (
 //	<p>:{NN}:d:<key>:<id>   STRING dedup marker (the only keys with a TTL)
 //	<p>:{NN}:dlq:<key>      LIST   dead-letter records, oldest first
 //	<p>:{NN}:dlqidx         ZSET   key -> last dead-at ms
+//	<p>:singleton:<name>    STRING "owner|deadline ms" of a singleton lease
 type keyspace struct {
 	prefix string
 	shards int
@@ -51,6 +52,8 @@ func (ks keyspace) dlq(s int, key string) string     { return ks.tag(s) + "dlq:"
 func (ks keyspace) dedup(s int, key, id string) string {
 	return ks.tag(s) + "d:" + key + ":" + id
 }
+
+func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
 
 // ms renders a Unix millisecond time for ARGV.
 func ms(v int64) string { return strconv.FormatInt(v, 10) }

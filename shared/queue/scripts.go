@@ -15,6 +15,10 @@ import "github.com/redis/go-redis/v9"
 // in the ready index is the lease deadline, so a lease that runs out makes the
 // key claimable again without anything else running.
 //
+// Numbers given to redis.call as arguments are passed as strings made by Lua
+// (tostring, '..'), never as Lua numbers, whose conversion differs between
+// server versions; ZADD scores are the exception (any float syntax parses).
+//
 // Result codes shared by all scripts (mapped to errors by codeErr):
 //
 //	-1 lease lost   -2 head is another item   -3 lease bound to another
@@ -86,7 +90,7 @@ for i = 1, n do
     if seen and tonumber(seen) > now then
       fresh = false
     else
-      redis.call('SET', d, now + window, 'PX', window)
+      redis.call('SET', d, tostring(now + window), 'PX', ARGV[2])
     end
   end
   local ready = 0
@@ -410,6 +414,39 @@ local t, d = lease_of(KEYS[1], ARGV[1])
 if t and d > now then score = d end
 redis.call('ZADD', KEYS[2], score, ARGV[1])
 return 1
+`)
+
+// singletonCmd takes or renews a singleton lease (one scheduler at a time).
+//
+// KEYS[1] -> <p>:singleton:<name>
+// ARGV[1] -> owner   ARGV[2] -> now ms   ARGV[3] -> ttl ms
+//
+// Returns 1 if owner holds the lease until now+ttl, 0 if another owner's
+// lease is live. The PX expiry only cleans up; liveness follows ARGV now.
+var singletonCmd = newScript(`
+local v = redis.call('GET', KEYS[1])
+local now = tonumber(ARGV[2])
+if v then
+  local o, dl = string.match(v, '^(.*)|(%d+)$')
+  if o ~= ARGV[1] and dl and tonumber(dl) > now then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. (now + tonumber(ARGV[3])), 'PX', ARGV[3])
+return 1
+`)
+
+// unsingletonCmd gives up a singleton lease if owner holds it.
+//
+// KEYS[1] -> <p>:singleton:<name>
+// ARGV[1] -> owner
+//
+// Returns 1 if released, 0 if owner did not hold it.
+var unsingletonCmd = newScript(`
+local v = redis.call('GET', KEYS[1])
+if v and string.match(v, '^(.*)|%d+$') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
 `)
 
 // scripts lists every script, for loading before pipelines, and

@@ -1,0 +1,42 @@
+package drain
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hookline/hookline/shared/queue"
+)
+
+// Async runs drains in goroutines of this process: the local stand-in for
+// asynchronous Lambda invocations, used by `hookline dev` and tests. It
+// implements the scheduler's Invoker.
+type Async struct {
+	d *Drainer
+	// OnResult, if set, is called after each drain.
+	OnResult func(Result, error)
+	wg       sync.WaitGroup
+	n        atomic.Int64
+}
+
+// NewAsync returns an Async over d.
+func NewAsync(d *Drainer) *Async { return &Async{d: d} }
+
+// Invoke starts a drain for l and returns at once. Each drain gets a fresh
+// invocation id, as a Lambda invocation gets a fresh request id.
+func (a *Async) Invoke(ctx context.Context, l queue.Lease) error {
+	id := "local-" + strconv.FormatInt(a.n.Add(1), 10)
+	ctx = context.WithoutCancel(ctx)
+	a.wg.Go(func() {
+		res, err := a.d.Run(ctx, l, id, time.Time{})
+		if a.OnResult != nil {
+			a.OnResult(res, err)
+		}
+	})
+	return nil
+}
+
+// Wait waits for every started drain to finish.
+func (a *Async) Wait() { a.wg.Wait() }

@@ -1,0 +1,187 @@
+package handler
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/shared/webhook"
+)
+
+// Log returns the built-in "log" handler: it logs each event's key, id,
+// attempt and size at info level and succeeds.
+func Log(logger *slog.Logger) Handler {
+	return HandlerFunc(func(ctx context.Context, ev *Event) error {
+		logger.InfoContext(ctx, "webhook", "key", ev.Key, "id", ev.ID, "attempt", ev.Attempt, "bytes", len(ev.Body))
+		return nil
+	})
+}
+
+// ForwardConfig configures the built-in "forward" handler.
+type ForwardConfig struct {
+	// URL receives a POST of each webhook's exact body. Required.
+	URL string
+	// Secret, a Standard Webhooks secret ("whsec_..."), signs each call in
+	// the webhook-signature header. Empty: calls are not signed.
+	Secret string
+	// Headers are added to every call.
+	Headers map[string]string
+	// Timeout bounds one call. Default 10s.
+	Timeout time.Duration
+	// Client makes the calls. Default a client with no overall timeout
+	// (Timeout applies per call).
+	Client *http.Client
+	// Rate, when N > 0, limits calls per (tenant, URL) through Limiter,
+	// shared by every drain and route with the same pair.
+	Rate    ratelimit.Rate
+	Limiter *ratelimit.Limiter
+	// MaxRateWait is the longest the handler sleeps for a rate-limit slot;
+	// a longer wait returns Throttled so the key yields instead. Default 2s.
+	MaxRateWait time.Duration
+	// Clock supplies "now" for the signature timestamp. Default wall clock.
+	Clock clock.Clock
+}
+
+// Forward is the built-in "forward" handler: it POSTs the webhook's exact
+// body to a URL.
+//
+// Each call carries webhook-id, webhook-timestamp, webhook-signature (when a
+// secret is set), hookline-key and hookline-attempt. A 2xx answer succeeds;
+// 429 and 503 with Retry-After retry not before it (a 429 also pushes the
+// rate-limit bucket); 408, 425, 429, 5xx and network errors retry with
+// backoff; any other answer is permanent.
+type Forward struct {
+	cfg      ForwardConfig
+	safeURL  string // URL without user info or query, for errors and logs
+	endpoint string // the rate-limit endpoint: the full URL
+}
+
+// NewForward returns a forward handler.
+func NewForward(cfg ForwardConfig) (*Forward, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("handler: forward: url must be an absolute http or https URL")
+	}
+	if cfg.Rate.N > 0 && cfg.Limiter == nil {
+		return nil, errors.New("handler: forward: a rate needs a limiter")
+	}
+	if cfg.Secret != "" {
+		if _, err := webhook.SignStandard(cfg.Secret, "probe", time.Unix(0, 0), nil); err != nil {
+			return nil, errors.New("handler: forward: secret is not a valid Standard Webhooks secret")
+		}
+	}
+	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
+	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 2*time.Second)
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	return &Forward{cfg: cfg, safeURL: redactURL(u), endpoint: cfg.URL}, nil
+}
+
+// redactURL keeps scheme, host and path: query strings and user info often
+// carry tokens.
+func redactURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// Handle forwards one event.
+func (f *Forward) Handle(ctx context.Context, ev *Event) error {
+	if f.cfg.Rate.N > 0 {
+		res, err := f.cfg.Limiter.Reserve(ctx, ev.Tenant, f.endpoint, f.cfg.Rate, f.cfg.MaxRateWait)
+		if err != nil {
+			return fmt.Errorf("forward %s: rate limiter: %w", f.safeURL, err)
+		}
+		if !res.OK {
+			return Throttled(res.At)
+		}
+		if err := clock.Sleep(ctx, res.Wait); err != nil {
+			return fmt.Errorf("forward %s: waiting for a rate-limit slot: %w", f.safeURL, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.cfg.URL, bytes.NewReader(ev.Body))
+	if err != nil {
+		return Permanent(fmt.Errorf("forward %s: %w", f.safeURL, err))
+	}
+	now := f.cfg.Clock.Now()
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range f.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	req.Header.Set("webhook-id", ev.ID)
+	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+	if f.cfg.Secret != "" {
+		sig, err := webhook.SignStandard(f.cfg.Secret, ev.ID, now, ev.Body)
+		if err != nil {
+			return Permanent(fmt.Errorf("forward %s: sign: %w", f.safeURL, err))
+		}
+		req.Header.Set("webhook-signature", sig)
+	}
+	req.Header.Set("hookline-key", ev.Key)
+	req.Header.Set("hookline-attempt", strconv.Itoa(ev.Attempt))
+
+	resp, err := f.cfg.Client.Do(req)
+	if err != nil {
+		// Network errors and timeouts: retry with backoff. url.Error repeats
+		// the full URL, so report the redacted one and keep the cause.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("forward %s: %w", f.safeURL, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // let the connection be reused
+
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	failure := fmt.Errorf("forward %s: HTTP %d", f.safeURL, code)
+	if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
+		if d, ok := retryAfter(resp.Header.Get("Retry-After"), now); ok {
+			if code == http.StatusTooManyRequests && f.cfg.Rate.N > 0 {
+				if err := f.cfg.Limiter.Push(ctx, ev.Tenant, f.endpoint, f.cfg.Rate, now.Add(d)); err != nil {
+					return fmt.Errorf("%w (and pushing the rate limit failed: %w)", failure, err)
+				}
+			}
+			return RetryAfter(d, failure)
+		}
+	}
+	switch {
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly,
+		code == http.StatusTooManyRequests, code >= 500:
+		return failure
+	}
+	return Permanent(failure)
+}
+
+// retryAfter parses a Retry-After value: delay seconds or an HTTP date.
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return max(t.Sub(now), 0), true
+	}
+	return 0, false
+}

@@ -1,0 +1,240 @@
+// Package ingest is hookline's front door: an http.Handler that verifies,
+// parses, routes and stores webhooks, answering only after Redis has
+// acknowledged the write, and the adapters that serve it behind API Gateway
+// (HTTP API payload 2.0 and 1.0, REST API).
+//
+// HTTP contract:
+//
+//	POST /webhooks  {"code": ..., "data": {...}}
+//	  202 {"id", "key"}                    stored
+//	  200 {"id", "key", "duplicate": true} webhook-id seen inside the dedup window; nothing stored
+//	  400 malformed JSON, missing code or data, tenant missing or invalid, invalid webhook-id
+//	  401 signature missing or wrong, timestamp outside tolerance
+//	  413 body over the limit
+//	  415 not JSON
+//	  422 unknown event code
+//	  503 with Retry-After: Redis could not take the write (the provider retries)
+//	GET /healthz  200 {"status": "ok"}, or 503 when Redis does not answer
+//
+// Every error body is {"error": {"code": "<machine code>", "message": "..."}}.
+// Messages name what is wrong and never echo secrets or signatures.
+package ingest
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/webhook"
+)
+
+// DefaultMaxBody is the default body limit: 256 KiB.
+const DefaultMaxBody = 256 << 10
+
+// DefaultKeepHeaders are the request headers stored with each item.
+var DefaultKeepHeaders = []string{"content-type", "user-agent", "webhook-id", "webhook-timestamp"}
+
+// Options configure a Server. Zero values select the documented defaults.
+type Options struct {
+	// Engine stores the webhooks. Required.
+	Engine *queue.Engine
+	// Verifier checks signatures. Required: use webhook.NoVerify{} to turn
+	// verification off explicitly.
+	Verifier webhook.Verifier
+	// TenantPointer is the JSON pointer to the tenant id in the body. Required.
+	TenantPointer string
+	// Lane returns the lane of an event code, false for an unknown code.
+	// Required.
+	Lane func(code string) (string, bool)
+	// MaxBody limits the request body. Default DefaultMaxBody.
+	MaxBody int64
+	// KeepHeaders are the headers stored with each item (lower-case).
+	// Default DefaultKeepHeaders.
+	KeepHeaders []string
+	// RetryAfter is the Retry-After sent with 503. Default 5s.
+	RetryAfter time.Duration
+	// Clock supplies "now". Default the wall clock.
+	Clock clock.Clock
+	// Logger gets one line per refused or failed request. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the ingest http.Handler.
+type Server struct {
+	opt Options
+	mux *http.ServeMux
+}
+
+// New returns a Server.
+func New(opt Options) (*Server, error) {
+	switch {
+	case opt.Engine == nil:
+		return nil, errors.New("ingest: Options.Engine is required")
+	case opt.Verifier == nil:
+		return nil, errors.New("ingest: Options.Verifier is required (webhook.NoVerify{} turns verification off)")
+	case opt.Lane == nil:
+		return nil, errors.New("ingest: Options.Lane is required")
+	}
+	if err := webhook.ValidatePointer(opt.TenantPointer); err != nil || opt.TenantPointer == "" {
+		return nil, fmt.Errorf("ingest: Options.TenantPointer %q must be a JSON pointer such as /data/customer_id", opt.TenantPointer)
+	}
+	opt.MaxBody = cmp.Or(opt.MaxBody, DefaultMaxBody)
+	if opt.KeepHeaders == nil {
+		opt.KeepHeaders = DefaultKeepHeaders
+	}
+	opt.RetryAfter = cmp.Or(opt.RetryAfter, 5*time.Second)
+	if opt.Clock == nil {
+		opt.Clock = clock.Real{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	s := &Server{opt: opt, mux: http.NewServeMux()}
+	s.mux.HandleFunc("POST /webhooks", s.webhook)
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", "POST")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST for /webhooks")
+	})
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: POST /webhooks or GET /healthz")
+	})
+	return s, nil
+}
+
+// ServeHTTP serves the ingest endpoints.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Accepted is the body of a 202 or duplicate 200 answer.
+type Accepted struct {
+	ID        string `json:"id"`
+	Key       string `json:"key"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		s.refuse(r, w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+		return
+	}
+	limit := s.opt.MaxBody
+	if r.ContentLength > limit {
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		s.refuse(r, w, http.StatusBadRequest, "unreadable_body", "the request body could not be read")
+		return
+	}
+	if int64(len(body)) > limit {
+		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
+		return
+	}
+	now := s.opt.Clock.Now()
+	if err := s.opt.Verifier.Verify(webhook.HTTPHeaders(r.Header), body, now); err != nil {
+		s.refuse(r, w, http.StatusUnauthorized, cmp.Or(webhook.ErrorCode(err), "signature_invalid"), err.Error())
+		return
+	}
+	p, err := webhook.Parse(body, s.opt.TenantPointer)
+	if err != nil {
+		s.refuse(r, w, http.StatusBadRequest, cmp.Or(webhook.ErrorCode(err), "bad_request"), err.Error())
+		return
+	}
+	lane, ok := s.opt.Lane(p.Code)
+	if !ok {
+		s.refuse(r, w, http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
+		return
+	}
+	id := strings.TrimSpace(r.Header.Get("webhook-id"))
+	if id != "" && queue.ValidateID(id) != nil {
+		s.refuse(r, w, http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
+		return
+	}
+	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(r.Header)}
+	res, err := s.opt.Engine.Enqueue(r.Context(), lane, it)
+	if err != nil {
+		var code, msg = "unavailable", "storage is unavailable; retry later"
+		if errors.Is(err, queue.ErrInvalidHeader) {
+			s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
+			return
+		}
+		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
+		writeError(w, http.StatusServiceUnavailable, code, msg)
+		return
+	}
+	if !res.New {
+		writeJSON(w, http.StatusOK, Accepted{ID: res.ID, Key: res.Key, Duplicate: true})
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
+}
+
+// keep copies the kept headers of h, in KeepHeaders order.
+func (s *Server) keep(h http.Header) []queue.Header {
+	var out []queue.Header
+	for _, name := range s.opt.KeepHeaders {
+		if vs := h.Values(name); len(vs) > 0 {
+			out = append(out, queue.Header{Name: name, Value: strings.Join(vs, ", ")})
+		}
+	}
+	return out
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.opt.Engine.Ping(ctx); err != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "storage does not answer")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// refuse logs and answers a client error.
+func (s *Server) refuse(r *http.Request, w http.ResponseWriter, status int, code, msg string) {
+	s.opt.Logger.InfoContext(r.Context(), "webhook refused", "status", status, "code", code)
+	writeError(w, status, code, msg)
+}
+
+// isJSON accepts application/json and any application/*+json type.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// ErrorBody is the body of every error answer.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = code, msg
+	writeJSON(w, status, b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

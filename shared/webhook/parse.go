@@ -1,0 +1,348 @@
+package webhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+const (
+	// MaxCodeLen is the longest event code Parse accepts, in bytes.
+	MaxCodeLen = 128
+	// MaxTenantLen is the longest tenant Parse accepts, in bytes.
+	MaxTenantLen = 128
+	// MaxDepth is the deepest nesting of objects and arrays Parse accepts;
+	// the top-level object is depth 1.
+	MaxDepth = 512
+)
+
+// Payload is a parsed webhook body.
+type Payload struct {
+	// Code is the event code: the decoded "code" string, 1 to MaxCodeLen
+	// bytes of printable ASCII without '{' and '}'.
+	Code string
+	// Data is the "data" object exactly as it appears in the body. It does
+	// not share memory with the body passed to Parse.
+	Data json.RawMessage
+	// Tenant is the value at the tenant pointer: a decoded string, or an
+	// integer in canonical decimal form (no exponent, fraction or leading
+	// zeros, "-" only for negative numbers), 1 to MaxTenantLen bytes of
+	// printable ASCII without ':', '{' and '}'. It is "" if the pointer is "".
+	Tenant string
+}
+
+// Parse parses an untrusted webhook body of the form
+//
+//	{"code": "<event code>", "data": {...}}
+//
+// and derives the tenant from it with tenantPointer, an RFC 6901 JSON pointer
+// into the whole body such as "/data/customer_id". If tenantPointer is "",
+// no tenant is derived and Payload.Tenant is "" (the pointer "" would select
+// the whole body, which is never a valid tenant).
+//
+// The body must be one JSON object in valid UTF-8 without duplicate member
+// names at any depth, nested at most MaxDepth deep; members other than "code"
+// and "data" are allowed and ignored. Member names match exactly (not
+// case-insensitively).
+//
+// The tenant value must be a JSON string or a JSON number with an integral
+// value; "1e3" and "1000.0" both give the tenant "1000", and numbers of any
+// size are kept exact.
+//
+// Errors wrap ErrMalformedJSON, ErrMissingCode, ErrInvalidCode,
+// ErrMissingData, ErrMissingTenant or ErrInvalidTenant, and ErrInvalidPointer
+// if tenantPointer fails ValidatePointer. The body is checked before the code,
+// the code before the data and the data before the tenant.
+func Parse(body []byte, tenantPointer string) (*Payload, error) {
+	toks, err := parsePointer(tenantPointer)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkBody(body); err != nil {
+		return nil, err
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		// checkBody accepted it, so this is not expected; do not echo the
+		// decoder's message, which quotes the input.
+		return nil, fmt.Errorf("%w: cannot decode", ErrMalformedJSON)
+	}
+
+	p := &Payload{}
+	if p.Code, err = parseCode(top["code"]); err != nil {
+		return nil, err
+	}
+	data := trimSpace(top["data"])
+	switch {
+	case len(data) == 0:
+		return nil, fmt.Errorf("%w: no data member", ErrMissingData)
+	case data[0] != '{':
+		return nil, fmt.Errorf("%w: data is %s, not an object", ErrMissingData, kind(data))
+	}
+	p.Data = data
+	if tenantPointer != "" {
+		v, ok := resolve(body, toks)
+		if !ok {
+			return nil, fmt.Errorf("%w: the tenant pointer selects nothing", ErrMissingTenant)
+		}
+		if p.Tenant, err = parseTenant(v); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// parseCode checks and decodes the raw "code" member; nil means absent.
+func parseCode(raw json.RawMessage) (string, error) {
+	raw = trimSpace(raw)
+	switch {
+	case len(raw) == 0:
+		return "", fmt.Errorf("%w: no code member", ErrMissingCode)
+	case string(raw) == "null":
+		return "", fmt.Errorf("%w: code is null", ErrMissingCode)
+	case raw[0] != '"':
+		return "", fmt.Errorf("%w: code is %s, not a string", ErrInvalidCode, kind(raw))
+	}
+	var code string
+	if err := json.Unmarshal(raw, &code); err != nil {
+		return "", fmt.Errorf("%w: cannot decode code", ErrInvalidCode)
+	}
+	if code == "" {
+		return "", fmt.Errorf("%w: code is empty", ErrMissingCode)
+	}
+	if !validToken(code, MaxCodeLen, "{}") {
+		return "", fmt.Errorf("%w: code must be 1 to %d bytes of printable ASCII without '{' and '}'",
+			ErrInvalidCode, MaxCodeLen)
+	}
+	return code, nil
+}
+
+// parseTenant checks and renders the raw value the tenant pointer selects.
+func parseTenant(raw json.RawMessage) (string, error) {
+	var tenant string
+	switch {
+	case len(raw) == 0:
+		return "", fmt.Errorf("%w: the tenant pointer selects nothing", ErrMissingTenant)
+	case string(raw) == "null":
+		return "", fmt.Errorf("%w: tenant is null", ErrMissingTenant)
+	case raw[0] == '"':
+		if err := json.Unmarshal(raw, &tenant); err != nil {
+			return "", fmt.Errorf("%w: cannot decode tenant", ErrInvalidTenant)
+		}
+		if tenant == "" {
+			return "", fmt.Errorf("%w: tenant is empty", ErrMissingTenant)
+		}
+	case raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9':
+		var ok bool
+		if tenant, ok = canonicalInt(string(raw), MaxTenantLen); !ok {
+			return "", fmt.Errorf("%w: tenant number is not an integer of at most %d bytes",
+				ErrInvalidTenant, MaxTenantLen)
+		}
+	default:
+		return "", fmt.Errorf("%w: tenant is %s, not a string or number", ErrInvalidTenant, kind(raw))
+	}
+	if !validToken(tenant, MaxTenantLen, ":{}") {
+		return "", fmt.Errorf("%w: tenant must be 1 to %d bytes of printable ASCII without ':', '{' and '}'",
+			ErrInvalidTenant, MaxTenantLen)
+	}
+	return tenant, nil
+}
+
+// validToken reports whether s is 1 to max bytes of printable ASCII
+// (0x21 to 0x7e) none of which is in forbidden.
+func validToken(s string, max int, forbidden string) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e || strings.IndexByte(forbidden, s[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// canonicalInt renders the JSON number num, which must be valid JSON number
+// syntax, as a decimal integer without exponent, fraction, leading zeros or
+// "-0". It reports false if num is not integral or the result would be longer
+// than max bytes. It works on the digits, never on a float64 or an unbounded
+// big number, so "1e999999999" costs nothing and large integers stay exact.
+func canonicalInt(num string, max int) (string, bool) {
+	neg := strings.HasPrefix(num, "-")
+	if neg {
+		num = num[1:]
+	}
+	mant, exp := num, ""
+	if i := strings.IndexAny(num, "eE"); i >= 0 {
+		mant, exp = num[:i], num[i+1:]
+	}
+	intPart, frac, _ := strings.Cut(mant, ".")
+	digits := intPart + frac
+	point := len(intPart) // digits[:point] is the integer part
+	trimmed := strings.TrimLeft(digits, "0")
+	point -= len(digits) - len(trimmed)
+	digits = strings.TrimRight(trimmed, "0")
+	if digits == "" {
+		return "0", true
+	}
+	if exp != "" {
+		e, ok := smallExp(exp)
+		if !ok {
+			// |exp| >= 1e6 with a non-zero mantissa: far too long, or
+			// not an integer.
+			return "", false
+		}
+		point += e
+	}
+	if point < len(digits) {
+		return "", false
+	}
+	n := point
+	if neg {
+		n++
+	}
+	if n > max {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(n)
+	if neg {
+		b.WriteByte('-')
+	}
+	b.WriteString(digits)
+	for range point - len(digits) {
+		b.WriteByte('0')
+	}
+	return b.String(), true
+}
+
+// smallExp parses a JSON exponent ("+5", "-007", "12"), reporting false if its
+// magnitude is 1e6 or more.
+func smallExp(s string) (int, bool) {
+	neg := false
+	if s != "" && (s[0] == '+' || s[0] == '-') {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	s = strings.TrimLeft(s, "0")
+	if len(s) > 6 {
+		return 0, false
+	}
+	if s == "" {
+		return 0, true
+	}
+	e, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		e = -e
+	}
+	return e, true
+}
+
+// kind names the JSON type of the valid, trimmed JSON value v, for error
+// messages that must not quote v itself.
+func kind(v []byte) string {
+	switch {
+	case len(v) == 0:
+		return "empty"
+	case v[0] == '{':
+		return "an object"
+	case v[0] == '[':
+		return "an array"
+	case v[0] == '"':
+		return "a string"
+	case v[0] == 't' || v[0] == 'f':
+		return "a boolean"
+	case v[0] == 'n':
+		return "null"
+	default:
+		return "a number"
+	}
+}
+
+// frame is one open object or array while checkBody walks the body.
+type frame struct {
+	names   map[string]struct{} // member names seen so far; nil for an array
+	wantKey bool                // an object expects a member name or '}' next
+}
+
+// checkBody reports an error wrapping ErrMalformedJSON unless body is valid
+// UTF-8 holding exactly one JSON value, which is an object, nested at most
+// MaxDepth deep, in which no object has two members with the same name (after
+// decoding escapes, so "a" and "\u0061" are the same name).
+func checkBody(body []byte) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrMalformedJSON)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // keep numbers as text: no float parsing, no range errors
+
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return fmt.Errorf("%w: the top-level value is not an object", ErrMalformedJSON)
+	}
+	stack := []frame{{names: map[string]struct{}{}, wantKey: true}}
+	for len(stack) > 0 {
+		tok, err := dec.Token()
+		if err != nil {
+			return syntaxError(err)
+		}
+		top := &stack[len(stack)-1]
+		if name, ok := tok.(string); ok && top.wantKey {
+			if _, dup := top.names[name]; dup {
+				return fmt.Errorf("%w: duplicate member name before byte %d", ErrMalformedJSON, dec.InputOffset())
+			}
+			top.names[name] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if len(stack) >= MaxDepth {
+					return fmt.Errorf("%w: nested deeper than %d", ErrMalformedJSON, MaxDepth)
+				}
+				f := frame{}
+				if d == '{' {
+					f = frame{names: map[string]struct{}{}, wantKey: true}
+				}
+				stack = append(stack, f)
+				continue
+			default: // '}' or ']'
+				stack = stack[:len(stack)-1]
+			}
+		}
+		// A value has ended; an enclosing object wants a name next.
+		if len(stack) > 0 && stack[len(stack)-1].names != nil {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: more data after the object", ErrMalformedJSON)
+	}
+	return nil
+}
+
+// syntaxError wraps a json.Decoder error in ErrMalformedJSON without its
+// message, which may quote the input.
+func syntaxError(err error) error {
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Errorf("%w: syntax error at byte %d", ErrMalformedJSON, se.Offset)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: unexpected end of body", ErrMalformedJSON)
+	default:
+		return fmt.Errorf("%w: syntax error", ErrMalformedJSON)
+	}
+}
