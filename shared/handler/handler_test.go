@@ -1,0 +1,246 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/shared/webhook"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }
+
+const sinkSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// sink records requests and answers with the status and headers next() gives.
+type sink struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	body [][]byte
+	next func() (int, http.Header)
+}
+
+func (s *sink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	s.reqs = append(s.reqs, r)
+	s.body = append(s.body, b)
+	next := s.next
+	s.mu.Unlock()
+	status, h := 200, http.Header{}
+	if next != nil {
+		status, h = next()
+	}
+	for k, v := range h {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(status)
+}
+
+func event() *Event {
+	body := []byte(`{"code":"post.create","data":{"customer_id":"c1"}}`)
+	return &Event{ID: "msg_1", Key: "c1:post.create", Tenant: "c1", Code: "post.create", Body: body, Attempt: 3, Token: 7}
+}
+
+func TestForwardDeliversSignedExactBody(t *testing.T) {
+	s := &sink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	f, err := NewForward(ForwardConfig{URL: srv.URL + "/hooks?token=s3cr3t", Secret: sinkSecret, Headers: map[string]string{"X-Env": "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event()
+	if err := f.Handle(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	r, body := s.reqs[0], s.body[0]
+	if string(body) != string(ev.Body) || r.Method != http.MethodPost || r.URL.Query().Get("token") != "s3cr3t" {
+		t.Fatalf("sink got %s %s %q", r.Method, r.URL, body)
+	}
+	if r.Header.Get("webhook-id") != "msg_1" || r.Header.Get("hookline-key") != "c1:post.create" ||
+		r.Header.Get("hookline-attempt") != "3" || r.Header.Get("X-Env") != "test" || r.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("headers %v", r.Header)
+	}
+	v, _ := webhook.NewStandard([]string{sinkSecret}, time.Minute)
+	if err := v.Verify(webhook.HTTPHeaders(r.Header), body, time.Now()); err != nil {
+		t.Fatalf("the receiver cannot verify the forwarded signature: %v", err)
+	}
+}
+
+// TestForwardAnswers maps every class of upstream answer to the retry it
+// asks for.
+func TestForwardAnswers(t *testing.T) {
+	s := &sink{}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	f, err := NewForward(ForwardConfig{URL: srv.URL + "/hooks?token=s3cr3t", Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type want int
+	const (
+		ok want = iota
+		backoff
+		retryAfter
+		permanent
+	)
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	cases := []struct {
+		status int
+		h      http.Header
+		want   want
+		delay  time.Duration
+	}{
+		{200, nil, ok, 0},
+		{204, nil, ok, 0},
+		{429, hdr("Retry-After", "7"), retryAfter, 7 * time.Second},
+		{503, hdr("Retry-After", "2"), retryAfter, 2 * time.Second},
+		{429, nil, backoff, 0},
+		{503, nil, backoff, 0},
+		{500, nil, backoff, 0},
+		{502, nil, backoff, 0},
+		{408, nil, backoff, 0},
+		{425, nil, backoff, 0},
+		{400, nil, permanent, 0},
+		{401, nil, permanent, 0},
+		{404, nil, permanent, 0},
+		{410, nil, permanent, 0},
+		{422, nil, permanent, 0},
+		{301, nil, permanent, 0},
+	}
+	for _, c := range cases {
+		s.next = func() (int, http.Header) { return c.status, c.h }
+		err := f.Handle(context.Background(), event())
+		var perm *PermanentError
+		var ra *RetryAfterError
+		got := backoff
+		switch {
+		case err == nil:
+			got = ok
+		case errors.As(err, &perm):
+			got = permanent
+		case errors.As(err, &ra):
+			got = retryAfter
+			if ra.Delay != c.delay {
+				t.Errorf("%d: delay %v, want %v", c.status, ra.Delay, c.delay)
+			}
+		}
+		if got != c.want {
+			t.Errorf("HTTP %d: got %v (%v), want %v", c.status, got, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("HTTP %d: error leaks the URL's query: %v", c.status, err)
+		}
+	}
+	// A timeout retries with backoff, and its error hides the query too.
+	s.next = func() (int, http.Header) { time.Sleep(400 * time.Millisecond); return 200, nil }
+	err = f.Handle(context.Background(), event())
+	var perm *PermanentError
+	if err == nil || errors.As(err, &perm) || strings.Contains(err.Error(), "s3cr3t") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("timeout: %v", err)
+	}
+	if _, err := NewForward(ForwardConfig{URL: "ftp://x"}); err == nil {
+		t.Fatal("a non-HTTP URL was accepted")
+	}
+	if _, err := NewForward(ForwardConfig{URL: srv.URL, Secret: "not-a-secret!"}); err == nil || strings.Contains(err.Error(), "not-a-secret") {
+		t.Fatalf("bad secret: %v", err)
+	}
+}
+
+// TestForwardRateLimitThrottles: calls over the rate wait for their slot up
+// to MaxRateWait, beyond it the handler returns Throttled; a 429 with
+// Retry-After pushes the shared bucket.
+func TestForwardRateLimitThrottles(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		clk := clock.NewFake(time.Unix(1_763_900_000, 0))
+		lim, err := ratelimit.New(rdb, ratelimit.Options{Prefix: redistest.Prefix(t), Clock: clk, Margin: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &sink{}
+		srv := httptest.NewServer(s)
+		defer srv.Close()
+		rate, _ := ratelimit.ParseRate("1/10s")
+		f, err := NewForward(ForwardConfig{URL: srv.URL, Rate: rate, Limiter: lim, MaxRateWait: time.Second, Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Handle(context.Background(), event()); err != nil {
+			t.Fatal(err)
+		}
+		err = f.Handle(context.Background(), event())
+		var th *ThrottledError
+		if !errors.As(err, &th) || !th.At.Equal(clk.Now().Add(10*time.Second)) {
+			t.Fatalf("second call inside the window: %v, want Throttled until +10s", err)
+		}
+		if len(s.reqs) != 1 {
+			t.Fatalf("sink got %d calls, want 1", len(s.reqs))
+		}
+		// Another tenant has its own bucket; a 429 pushes it by Retry-After.
+		ev := event()
+		ev.Tenant = "c2"
+		s.next = func() (int, http.Header) { return 429, http.Header{"Retry-After": []string{"60"}} }
+		if err := f.Handle(context.Background(), ev); err == nil {
+			t.Fatal("429 succeeded")
+		}
+		clk.Advance(30 * time.Second)
+		if err := f.Handle(context.Background(), ev); !errors.As(err, &th) || !th.At.Equal(clk.Now().Add(30*time.Second)) {
+			t.Fatalf("after the 429 the bucket should be pushed 60s: %v", err)
+		}
+	})
+}
+
+func TestRegistry(t *testing.T) {
+	r := NewRegistry()
+	h := Log(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.Register("log", h)
+	if err := r.RegisterSafely("log", h); !errors.Is(err, ErrDuplicateName) {
+		t.Fatalf("duplicate RegisterSafely = %v", err)
+	}
+	if err := r.RegisterSafely("", h); err == nil {
+		t.Fatal("empty name accepted")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("duplicate Register did not panic")
+		}
+	}()
+	if got, ok := r.Lookup("log"); !ok || got == nil {
+		t.Fatal("lookup failed")
+	}
+	if err := h.Handle(context.Background(), event()); err != nil {
+		t.Fatal(err)
+	}
+	r.Register("log", h)
+}
+
+func TestErrorWrappers(t *testing.T) {
+	cause := errors.New("boom")
+	for _, err := range []error{Permanent(cause), RetryAfter(time.Second, cause)} {
+		if !errors.Is(err, cause) || !strings.Contains(err.Error(), "boom") {
+			t.Errorf("%v does not wrap its cause", err)
+		}
+	}
+	if !strings.Contains(Throttled(time.Unix(0, 0)).Error(), "1970-01-01T00:00:00Z") {
+		t.Error("Throttled message lacks its time")
+	}
+}
