@@ -9,6 +9,8 @@ package drain
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -115,9 +117,14 @@ type Result struct {
 // is reached (a zero deadline means none). A duplicate or late delivery of
 // the same lease ends at once with Duplicate or LeaseLost and a nil error.
 // An error means Redis failed; the lease then runs out by itself.
+//
+// The lease is bound to invocation plus a random nonce of this run, so even a
+// second delivery carrying the same request id (Lambda may duplicate an
+// asynchronous event with its request id) is refused while this run holds
+// the key. A run that crashed leaves its lease to run out.
 func (d *Drainer) Run(ctx context.Context, l queue.Lease, invocation string, deadline time.Time) (Result, error) {
 	res := Result{Key: l.Key}
-	if err := d.e.Activate(ctx, &l, invocation); err != nil {
+	if err := d.e.Activate(ctx, &l, invocation+"#"+nonce()); err != nil {
 		switch {
 		case errors.Is(err, queue.ErrLeaseActive):
 			res.Outcome = Duplicate
@@ -162,6 +169,13 @@ func (d *Drainer) Run(ctx context.Context, l queue.Lease, invocation string, dea
 		return res, err
 	}
 	return res, nil
+}
+
+// nonce returns 8 random hex digits.
+func nonce() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (d *Drainer) quantum(lane string) time.Duration {

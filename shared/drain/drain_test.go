@@ -277,6 +277,10 @@ func TestG3DuplicateDrainEventDoesNothing(t *testing.T) {
 		if res := f.run(l, "second"); res.Outcome != Duplicate {
 			t.Fatalf("duplicate while running: %+v", res)
 		}
+		// Lambda may duplicate an event with its request id: still refused.
+		if res := f.run(l, "first"); res.Outcome != Duplicate {
+			t.Fatalf("duplicate with the same request id while running: %+v", res)
+		}
 		close(release)
 		if res := <-done; res.Outcome != Emptied || res.Handled != 2 {
 			t.Fatalf("first: %+v", res)

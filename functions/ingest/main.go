@@ -1,0 +1,21 @@
+// Command ingest is hookline's ingest Lambda function: API Gateway events in,
+// webhooks verified and stored in Redis, 202 out.
+package main
+
+import (
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/hookline/hookline/shared/app"
+	"github.com/hookline/hookline/shared/ingest"
+)
+
+func main() {
+	a, err := app.LoadLambda()
+	if err != nil {
+		app.InitFailed("ingest", err)
+	}
+	srv, err := a.Ingest()
+	if err != nil {
+		app.InitFailed("ingest", err)
+	}
+	lambda.StartHandlerFunc(ingest.LambdaHandler(srv))
+}

@@ -1,0 +1,198 @@
+// Package app assembles hookline's parts from a configuration: the Redis
+// client, the engine, the ingest server, the routes with their handlers, the
+// drainer and the scheduler. The three Lambda functions and `hookline dev`
+// build themselves through it, so they run the same code.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/config"
+	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/handler"
+	"github.com/hookline/hookline/shared/ingest"
+	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/shared/schedule"
+	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/shared/webhook"
+	"github.com/redis/go-redis/v9"
+)
+
+// App holds the parts every function needs.
+type App struct {
+	Config *config.Config
+	Redis  redis.UniversalClient
+	Engine *queue.Engine
+	Logger *slog.Logger
+	Clock  clock.Clock
+}
+
+// New connects to the Redis of cfg (HOOKLINE_REDIS_URL, required here) and
+// builds the engine.
+func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
+	if cfg.Redis.URL == "" {
+		return nil, fmt.Errorf("app: %s is required (redis://host:6379 or rediss://host:6379)", config.EnvRedisURL)
+	}
+	rdb, err := Redis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	return NewWith(cfg, rdb, logger)
+}
+
+// NewWith builds the engine over an existing Redis client.
+func NewWith(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logger) (*App, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	e, err := queue.New(rdb, cfg.QueueOptions())
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	return &App{Config: cfg, Redis: rdb, Engine: e, Logger: logger, Clock: clock.Real{}}, nil
+}
+
+// Redis returns a client for r: a cluster client when r.Cluster is set
+// (cluster protocol, as ElastiCache Serverless requires), TLS for rediss://.
+func Redis(r config.Redis) (redis.UniversalClient, error) {
+	if r.Cluster {
+		opt, err := redis.ParseClusterURL(r.URL)
+		if err != nil {
+			return nil, fmt.Errorf("app: %s: %w", config.EnvRedisURL, errors.New("not a valid redis:// or rediss:// URL"))
+		}
+		return redis.NewClusterClient(opt), nil
+	}
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		return nil, fmt.Errorf("app: %s: %w", config.EnvRedisURL, errors.New("not a valid redis:// or rediss:// URL"))
+	}
+	return redis.NewClient(opt), nil
+}
+
+// Verifier returns the signature verifier cfg asks for.
+func Verifier(cfg *config.Config) (webhook.Verifier, error) {
+	switch cfg.Verify.Scheme {
+	case config.SchemeNone:
+		return webhook.NoVerify{}, nil
+	case config.SchemeHMAC:
+		return webhook.NewHMAC(webhook.HMACConfig{Header: cfg.Verify.Header, Encoding: cfg.Verify.Encoding, Prefix: cfg.Verify.Prefix}, cfg.SigningSecrets)
+	}
+	return webhook.NewStandard(cfg.SigningSecrets, time.Duration(cfg.Verify.Tolerance))
+}
+
+// Ingest returns the ingest server. Signing secrets are required unless the
+// configuration says verify: none.
+func (a *App) Ingest() (*ingest.Server, error) {
+	if err := a.Config.RequireSigningSecrets(); err != nil {
+		return nil, err
+	}
+	v, err := Verifier(a.Config)
+	if err != nil {
+		return nil, fmt.Errorf("app: %s: %w", config.EnvSigningSecrets, err)
+	}
+	return ingest.New(ingest.Options{
+		Engine:        a.Engine,
+		Verifier:      v,
+		TenantPointer: a.Config.Tenant,
+		MaxBody:       a.Config.MaxBody,
+		Lane: func(code string) (string, bool) {
+			r, ok := a.Config.Route(code)
+			return r.Lane, ok
+		},
+		Clock:  a.Clock,
+		Logger: a.Logger,
+	})
+}
+
+// Routes builds the drain routes of the configuration: forward and log are
+// built in; any other handler name is looked up in reg (handler.Default when
+// nil). An unknown handler name is an error at start-up.
+func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, bool), error) {
+	if reg == nil {
+		reg = handler.Default
+	}
+	lim, err := ratelimit.New(a.Redis, ratelimit.Options{Prefix: a.Config.Prefix, Clock: a.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	routes := make(map[string]drain.Route, len(a.Config.Routes))
+	for code, rc := range a.Config.Routes {
+		var h handler.Handler
+		switch rc.Handler {
+		case config.HandlerLog:
+			h = handler.Log(a.Logger)
+		case config.HandlerForward:
+			f, err := handler.NewForward(handler.ForwardConfig{
+				URL: rc.URL, Secret: rc.Secret, Headers: rc.Headers, Timeout: time.Duration(rc.Timeout),
+				Rate: ratelimit.Rate{N: rc.Rate.N, Per: rc.Rate.Per}, Limiter: lim,
+				MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait), Clock: a.Clock,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("app: routes.%s: %w", code, err)
+			}
+			h = f
+		default:
+			var ok bool
+			if h, ok = reg.Lookup(rc.Handler); !ok {
+				return nil, fmt.Errorf("app: routes.%s.handler: %q is neither built in (forward, log) nor registered", code, rc.Handler)
+			}
+		}
+		routes[code] = drain.Route{Handler: h, MaxAttempts: rc.MaxAttempts, Policy: rc.OnExhausted}
+	}
+	return func(code string) (drain.Route, bool) {
+		r, ok := routes[code]
+		return r, ok
+	}, nil
+}
+
+// Drainer returns the drainer, with the handlers of reg for custom routes.
+func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
+	routes, err := a.Routes(reg)
+	if err != nil {
+		return nil, err
+	}
+	quantum := make(map[string]time.Duration, len(a.Config.Lanes))
+	for name, l := range a.Config.Lanes {
+		quantum[name] = time.Duration(l.Quantum)
+	}
+	return drain.New(a.Engine, drain.Options{
+		Routes:  routes,
+		Quantum: quantum,
+		Batch:   a.Config.Drain.Batch,
+		Margin:  time.Duration(a.Config.Drain.Margin),
+		Clock:   a.Clock,
+		Logger:  a.Logger,
+	})
+}
+
+// Scheduler returns a scheduler dispatching through inv, identified by owner
+// (an invocation id), emitting metrics to metrics when not nil.
+func (a *App) Scheduler(inv schedule.Invoker, owner string, metrics *telemetry.Emitter) (*schedule.Scheduler, error) {
+	caps := make(map[string]int, len(a.Config.Lanes))
+	for name, l := range a.Config.Lanes {
+		caps[name] = l.Concurrency
+	}
+	s := a.Config.Scheduler
+	return schedule.New(a.Engine, inv, schedule.Options{
+		Lanes:        caps,
+		Poll:         time.Duration(s.Poll),
+		Margin:       time.Duration(s.Margin),
+		MetricsEvery: time.Duration(s.MetricsEvery),
+		Owner:        owner,
+		Clock:        a.Clock,
+		Logger:       a.Logger,
+		Metrics:      metrics,
+	})
+}
+
+// Close releases the Redis client.
+func (a *App) Close() error { return a.Redis.Close() }
+
+// Ping checks Redis, for start-up logs.
+func (a *App) Ping(ctx context.Context) error { return a.Engine.Ping(ctx) }

@@ -1,0 +1,367 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/shared/queue"
+	"gopkg.in/yaml.v3"
+)
+
+// Environment variables read by Load and Parse.
+const (
+	EnvConfig         = "HOOKLINE_CONFIG"
+	EnvPrefix         = "HOOKLINE_PREFIX"
+	EnvRedisURL       = "HOOKLINE_REDIS_URL"
+	EnvRedisCluster   = "HOOKLINE_REDIS_CLUSTER"
+	EnvSigningSecrets = "HOOKLINE_SIGNING_SECRETS"
+	EnvDrainFunction  = "HOOKLINE_DRAIN_FUNCTION"
+)
+
+// Built-in handler names. Any other handler name is a registered Go handler.
+const (
+	// HandlerForward posts each webhook to the route's URL.
+	HandlerForward = "forward"
+	// HandlerLog writes each webhook to the log.
+	HandlerLog = "log"
+)
+
+// Config is hookline's whole configuration. Load and Parse return it with
+// every default filled in and every setting validated; treat it as
+// read-only afterwards. The zero value of each field stands for the default
+// documented on it.
+type Config struct {
+	// Shards is the number of shards keys are spread over, 1..4096. It is
+	// fixed for a deployment. Default 16.
+	Shards int `yaml:"shards"`
+	// Prefix starts every Redis key name: 1..32 of a-z, 0-9, '-', '_'.
+	// HOOKLINE_PREFIX overrides it. Default "hl".
+	Prefix string `yaml:"prefix"`
+	// Tenant is a JSON pointer (RFC 6901) into the webhook body to the
+	// tenant id, such as "/data/customer_id". Required: no default.
+	Tenant string `yaml:"tenant"`
+	// Lanes maps lane names to their capacity. At least one is required.
+	Lanes map[string]Lane `yaml:"lanes"`
+	// Routes maps event codes to what is done with their webhooks. At least
+	// one is required.
+	Routes map[string]Route `yaml:"routes"`
+	// Verify says how ingest checks signatures. Default scheme
+	// standard-webhooks.
+	Verify Verify `yaml:"verify"`
+	// MaxBody is the largest webhook body accepted, in bytes, at most 6 MiB.
+	// In the file (max_body) it is a number or a size such as "1MiB".
+	// Default 256 KiB.
+	MaxBody int64 `yaml:"-"` // read from max_body by Parse
+	// DedupWindow is how long a webhook id is remembered per key to drop
+	// duplicate deliveries; at least 1s. Default 24h.
+	DedupWindow Duration `yaml:"dedup_window"`
+	// Scheduler tunes the scheduler function.
+	Scheduler Scheduler `yaml:"scheduler"`
+	// Drain tunes the drain function and its leases.
+	Drain Drain `yaml:"drain"`
+
+	// Redis says how to reach Redis. From the environment only.
+	Redis Redis `yaml:"-"`
+	// SigningSecrets are the secrets webhook signatures are checked with,
+	// from HOOKLINE_SIGNING_SECRETS (separated by white space). Several are
+	// given during a rotation. Default none; see RequireSigningSecrets.
+	SigningSecrets []string `yaml:"-"`
+	// DrainFunction is the name or ARN of the drain Lambda function, from
+	// HOOKLINE_DRAIN_FUNCTION. Default ""; see RequireDrainFunction.
+	DrainFunction string `yaml:"-"`
+
+	// prefixFrom names where Prefix came from, for error messages.
+	prefixFrom string
+}
+
+// Lane is the capacity of one lane.
+type Lane struct {
+	// Concurrency is how many drains work the lane at once, at least 1.
+	// Default 8.
+	Concurrency int `yaml:"concurrency"`
+	// Quantum is how long a drain works one key before yielding it, 1s..14m.
+	// Default 20s.
+	Quantum Duration `yaml:"quantum"`
+}
+
+// Route says what is done with the webhooks of one event code.
+type Route struct {
+	// Lane is the lane the route's keys are drained on. Required.
+	Lane string `yaml:"lane"`
+	// Handler is HandlerForward, HandlerLog or the name of a registered Go
+	// handler ([a-zA-Z0-9_.-], at most 64). Required.
+	Handler string `yaml:"handler"`
+	// URL is where forward posts webhooks: an absolute http or https URL.
+	// Required by forward; default "".
+	URL string `yaml:"url"`
+	// Rate limits the handler's outbound calls; for forward, per (tenant,
+	// URL), shared by all routes with the same pair. The zero Rate, the
+	// default, is unlimited.
+	Rate Rate `yaml:"rate"`
+	// MaxAttempts is how many attempts a webhook gets before OnExhausted
+	// applies, 1..1000. Default 8.
+	MaxAttempts int `yaml:"max_attempts"`
+	// OnExhausted is what happens to a webhook whose attempts are used up:
+	// queue.DeadLetter or queue.Park. Default queue.DeadLetter.
+	OnExhausted queue.Policy `yaml:"on_exhausted"`
+	// Secret is, for forward, the Standard Webhooks secret outgoing calls are
+	// signed with; custom handlers get it as is. Written "env:NAME" in the
+	// file, it holds the value of environment variable NAME. Default "": no
+	// signature.
+	Secret string `yaml:"secret"`
+	// Timeout bounds one forward HTTP call, 1ms..14m. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+	// Headers are extra headers forward sends. Values written "env:NAME" in
+	// the file hold the value of environment variable NAME. Default none.
+	Headers map[string]string `yaml:"headers"`
+}
+
+// Redis says how to reach Redis.
+type Redis struct {
+	// URL is "redis://..." or "rediss://..." (TLS), from HOOKLINE_REDIS_URL.
+	// Default "": the caller decides (a local Redis in development).
+	URL string
+	// Cluster selects the Redis Cluster protocol, from HOOKLINE_REDIS_CLUSTER.
+	// Default false.
+	Cluster bool
+}
+
+// Scheduler tunes the scheduler function.
+type Scheduler struct {
+	// Poll is how often the scheduler looks for ready keys, 10ms..5s.
+	// Default 200ms.
+	Poll Duration `yaml:"poll"`
+	// Margin is how long before its Lambda deadline the scheduler stops,
+	// 1ms..14m. Default 5s.
+	Margin Duration `yaml:"margin"`
+	// MetricsEvery is how often the scheduler emits queue metrics, 1s..1h.
+	// Default 10s.
+	MetricsEvery Duration `yaml:"metrics_every"`
+}
+
+// Drain tunes the drain function and the leases it works under.
+type Drain struct {
+	// Batch is how many items a drain fetches from its key at a time,
+	// 1..1000. Default 10.
+	Batch int `yaml:"batch"`
+	// LeaseTTL is the lease an active drain holds and extends, 1s..15m.
+	// Default 30s.
+	LeaseTTL Duration `yaml:"lease_ttl"`
+	// ClaimTTL is the lease a claim grants until its drain activates it,
+	// 1s..15m. Default 60s.
+	ClaimTTL Duration `yaml:"claim_ttl"`
+	// Margin is how long before its Lambda deadline a drain yields, 1ms..14m.
+	// Default 3s.
+	Margin Duration `yaml:"margin"`
+	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
+	// one yields the key until the call is allowed, 1ms..14m. Default 2s.
+	MaxRateWait Duration `yaml:"max_rate_wait"`
+}
+
+// document is the file's shape: Config, with max_body read as a size.
+type document struct {
+	Config  `yaml:",inline"`
+	MaxBody byteSize `yaml:"max_body"`
+}
+
+// Load reads the YAML file named by HOOKLINE_CONFIG, applies the environment
+// (see the package documentation), fills in defaults and validates the
+// result. getenv is usually os.Getenv. The error lists every problem found.
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = noEnv
+	}
+	path := getenv(EnvConfig)
+	if path == "" {
+		return nil, fmt.Errorf("config: %s: required: the path of the configuration file", EnvConfig)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		// err (a *fs.PathError) names the path.
+		return nil, fmt.Errorf("config: %s: %w", EnvConfig, err)
+	}
+	return Parse(data, getenv)
+}
+
+// Parse is Load with the file's content given: it parses data as the YAML
+// file, applies the environment read through getenv (nil reads nothing),
+// fills in defaults and validates the result.
+func Parse(data []byte, getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = noEnv
+	}
+	var p problems
+	var doc document
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	switch err := dec.Decode(&doc); {
+	case err == nil, errors.Is(err, io.EOF):
+	default:
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("config: %w", err) // a syntax error
+		}
+		p.decodeErrors(te.Errors, data)
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err == nil:
+		p.add(&problem{msg: "the file holds more than one YAML document", line: extra.Line})
+	default:
+		return nil, fmt.Errorf("config: %w", err)
+	}
+
+	c := &doc.Config
+	c.MaxBody = int64(doc.MaxBody)
+	c.applyEnv(getenv, &p)
+	c.setDefaults()
+	p.addJoined(c.validate())
+	if err := p.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func noEnv(string) string { return "" }
+
+// applyEnv reads the environment variables and resolves "env:NAME" values.
+func (c *Config) applyEnv(getenv func(string) string, p *problems) {
+	c.prefixFrom = "prefix"
+	if v := getenv(EnvPrefix); v != "" {
+		c.Prefix, c.prefixFrom = v, EnvPrefix
+	}
+	c.Redis.URL = strings.TrimSpace(getenv(EnvRedisURL))
+	switch v := strings.ToLower(strings.TrimSpace(getenv(EnvRedisCluster))); v {
+	case "", "false", "0":
+		c.Redis.Cluster = false
+	case "true", "1":
+		c.Redis.Cluster = true
+	default:
+		p.add(&problem{setting: EnvRedisCluster, msg: fmt.Sprintf("%q must be true, false, 1 or 0", v)})
+	}
+	if secrets := strings.Fields(getenv(EnvSigningSecrets)); len(secrets) > 0 {
+		c.SigningSecrets = secrets
+	}
+	c.DrainFunction = strings.TrimSpace(getenv(EnvDrainFunction))
+
+	for _, code := range slices.Sorted(maps.Keys(c.Routes)) {
+		r := c.Routes[code]
+		path := joinPath("routes", code)
+		r.Secret = resolveEnv(r.Secret, path+".secret", getenv, p)
+		if len(r.Headers) > 0 {
+			h := make(map[string]string, len(r.Headers))
+			for name, v := range r.Headers {
+				h[name] = resolveEnv(v, joinPath(path+".headers", name), getenv, p)
+			}
+			r.Headers = h
+		}
+		c.Routes[code] = r
+	}
+}
+
+// resolveEnv returns v, or the value of the environment variable it names
+// when it is "env:NAME".
+func resolveEnv(v, setting string, getenv func(string) string, p *problems) string {
+	name, ok := strings.CutPrefix(v, "env:")
+	if !ok {
+		return v
+	}
+	if !envName.MatchString(name) {
+		p.add(&problem{setting: setting, msg: fmt.Sprintf("%q: not a valid environment variable name", name)})
+		return ""
+	}
+	val := getenv(name)
+	if val == "" {
+		p.add(&problem{setting: setting, msg: fmt.Sprintf("environment variable %s is unset or empty", name)})
+	}
+	return val
+}
+
+// setDefaults fills in every zero setting with its default.
+func (c *Config) setDefaults() {
+	c.Shards = cmp.Or(c.Shards, 16)
+	c.Prefix = cmp.Or(c.Prefix, "hl")
+	for name, l := range c.Lanes {
+		l.Concurrency = cmp.Or(l.Concurrency, 8)
+		l.Quantum = cmp.Or(l.Quantum, Duration(20*time.Second))
+		c.Lanes[name] = l
+	}
+	for code, r := range c.Routes {
+		r.MaxAttempts = cmp.Or(r.MaxAttempts, 8)
+		r.OnExhausted = cmp.Or(r.OnExhausted, queue.DeadLetter)
+		r.Timeout = cmp.Or(r.Timeout, Duration(10*time.Second))
+		c.Routes[code] = r
+	}
+	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeStandardWebhooks)
+	// Only the scheme's own settings get defaults, so validate can tell
+	// that another scheme's setting was given.
+	switch c.Verify.Scheme {
+	case SchemeStandardWebhooks:
+		c.Verify.Tolerance = cmp.Or(c.Verify.Tolerance, Duration(5*time.Minute))
+	case SchemeHMAC:
+		c.Verify.Encoding = cmp.Or(c.Verify.Encoding, EncodingHex)
+	}
+	c.MaxBody = cmp.Or(c.MaxBody, 256<<10)
+	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
+	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(200*time.Millisecond))
+	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
+	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(10*time.Second))
+	c.Drain.Batch = cmp.Or(c.Drain.Batch, 10)
+	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(30*time.Second))
+	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(60*time.Second))
+	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
+	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(2*time.Second))
+}
+
+// Route returns the route for event code, and whether there is one.
+func (c *Config) Route(code string) (Route, bool) {
+	r, ok := c.Routes[code]
+	return r, ok
+}
+
+// LaneNames returns the names of the lanes, sorted.
+func (c *Config) LaneNames() []string {
+	return slices.Sorted(maps.Keys(c.Lanes))
+}
+
+// QueueOptions returns the queue engine options the configuration implies.
+// Fields it does not set (backoff, clock, jitter) take the engine's defaults.
+func (c *Config) QueueOptions() queue.Options {
+	return queue.Options{
+		Prefix:      c.Prefix,
+		Shards:      c.Shards,
+		Lanes:       c.LaneNames(),
+		DedupWindow: time.Duration(c.DedupWindow),
+		LeaseTTL:    time.Duration(c.Drain.LeaseTTL),
+		ClaimTTL:    time.Duration(c.Drain.ClaimTTL),
+		MaxBatch:    c.Drain.Batch,
+	}
+}
+
+// RequireSigningSecrets reports an error naming HOOKLINE_SIGNING_SECRETS
+// when signatures are to be verified but no secret is set. Ingest calls it at
+// init; the other functions do not need the secrets.
+func (c *Config) RequireSigningSecrets() error {
+	if c.Verify.Scheme != SchemeNone && len(c.SigningSecrets) == 0 {
+		return &problem{setting: EnvSigningSecrets, msg: "required unless verify is none"}
+	}
+	return nil
+}
+
+// RequireDrainFunction reports an error naming HOOKLINE_DRAIN_FUNCTION when
+// it is not set. The scheduler calls it at init.
+func (c *Config) RequireDrainFunction() error {
+	if c.DrainFunction == "" {
+		return &problem{setting: EnvDrainFunction, msg: "required by the scheduler: the name or ARN of the drain function"}
+	}
+	return nil
+}

@@ -1,0 +1,199 @@
+// Package config loads hookline's configuration: one YAML file, named by the
+// environment variable HOOKLINE_CONFIG, plus a few environment variables for
+// what is secret or differs per deployment.
+//
+// Every function loads it once at init with [Load]. A bad setting fails there,
+// with an error naming the setting, never inside an invocation. Load reports
+// every problem it finds at once, one per line:
+//
+//	config: routes.post-create.lane: "medium" is not a defined lane
+//	config: lanes.quick.quantum: want a duration such as "20s" or "1m30s", got "20" (line 4)
+//	config: HOOKLINE_REDIS_URL: scheme must be redis or rediss
+//
+// The names in the file are a public contract: they do not change.
+//
+// # File
+//
+// A complete file. Optional settings are shown at their defaults, except
+// secret and headers, which have none:
+//
+//	shards: 16                      # fixed per deployment: changing it strands queued items
+//	prefix: hl                      # starts every Redis key name
+//	tenant: /data/customer_id       # JSON pointer into the webhook body: the tenant id
+//
+//	verify: standard-webhooks       # or: none, or a mapping (see Verify below)
+//	max_body: 256KiB                # largest webhook body accepted
+//	dedup_window: 24h               # a webhook id seen again within this is dropped
+//
+//	lanes:
+//	  quick: {concurrency: 64, quantum: 20s}
+//	  slow:  {concurrency: 8,  quantum: 60s}
+//
+//	routes:
+//	  post-create:                  # the event code
+//	    lane: quick
+//	    handler: forward            # built-in: forward, log; or a registered Go handler
+//	    url: https://api.example.com/hooks
+//	    rate: 2/s                   # optional; no limit when absent
+//	    max_attempts: 8
+//	    on_exhausted: dead-letter   # or: park
+//	    timeout: 10s
+//	    secret: env:POST_CREATE_SECRET
+//	    headers:
+//	      Authorization: env:API_AUTHORIZATION
+//
+//	scheduler:
+//	  poll: 200ms
+//	  margin: 5s
+//	  metrics_every: 10s
+//
+//	drain:
+//	  batch: 10
+//	  lease_ttl: 30s
+//	  claim_ttl: 60s
+//	  margin: 3s
+//	  max_rate_wait: 2s
+//
+// An absent setting, and one set to zero, takes its default. A setting the
+// package does not know is an error, so a misspelt name never goes unnoticed.
+//
+// # Top-level settings
+//
+// shards (default 16, 1..4096) is the number of shards keys are spread over.
+// Each shard is one Redis hash slot, so more shards spread a Redis Cluster's
+// load wider. It is fixed for a deployment: items queued under one count are
+// not found under another.
+//
+// prefix (default "hl", 1..32 of a-z, 0-9, '-', '_') starts every Redis key
+// name, so several deployments can share one Redis. HOOKLINE_PREFIX overrides
+// it.
+//
+// tenant (required) is a JSON pointer (RFC 6901) into the webhook body, such
+// as "/data/customer_id", to the value that identifies the customer. Webhooks
+// of one tenant and event code are handled in order; different tenants in
+// parallel.
+//
+// verify (default standard-webhooks) says how ingest checks a webhook's
+// signature; see Verify below.
+//
+// max_body (default 256KiB, at most 6MiB: the Lambda request limit) is the
+// largest body ingest accepts. It is a number of bytes or a size with a unit:
+// B, KB, MB (powers of 1000) or KiB, MiB (powers of 1024), such as "1MiB".
+//
+// dedup_window (default 24h, at least 1s) is how long a webhook id is
+// remembered per key; a delivery with an id seen within it is acknowledged
+// and dropped. Providers retry deliveries, so dedup cannot be turned off.
+//
+// # Lanes
+//
+// lanes (at least one) maps a lane name (1..64 of a-z, 0-9, '_', '-') to its
+// capacity. Lanes isolate: a slow lane's backlog never takes a quick lane's
+// capacity.
+//
+//   - concurrency (default 8, at least 1): drains working the lane at once.
+//   - quantum (default 20s, 1s..14m): how long one drain works a key before
+//     yielding it to the back of the ready order, so a hot key never starves
+//     the others.
+//
+// # Routes
+//
+// routes (at least one) maps an event code to what is done with its
+// webhooks. An event code is 1..128 printable ASCII characters without
+// space, '{' or '}'.
+//
+//   - lane (required): a lane defined under lanes.
+//   - handler (required): "forward" posts the webhook to url; "log" writes it
+//     to the log; any other name ([a-zA-Z0-9_.-], at most 64) is a Go handler
+//     registered by that name, checked when the function starts.
+//   - url (required by forward): absolute http or https URL.
+//   - rate (default unlimited): at most N calls per period, written "N/unit"
+//     or "N/duration": "2/s", "10/m", "100/h", "5/2s", "3/500ms". For forward
+//     the limit is per (tenant, url) and shared by every route with the same
+//     pair.
+//   - max_attempts (default 8, 1..1000): attempts before on_exhausted applies.
+//     A failing webhook is retried in place; its key waits, others do not.
+//   - on_exhausted (default dead-letter): "dead-letter" moves the webhook to
+//     its key's dead-letter list and goes on with the next; "park" pauses the
+//     key with the webhook at its head for an operator to resume.
+//   - timeout (default 10s, 1ms..14m): the HTTP timeout of one forward call;
+//     custom handlers may use it too.
+//   - secret (optional): for forward, the Standard Webhooks secret
+//     ("whsec_" and base64) forward signs outgoing calls with; custom handlers
+//     receive it as is. Not allowed with log.
+//   - headers (optional): extra headers forward sends. Host, Content-Length,
+//     Transfer-Encoding, Connection and the webhook-* signature headers cannot
+//     be set. Not allowed with log.
+//
+// A secret or header value written "env:NAME" is read from the environment
+// variable NAME at load, so the file holds no credentials; an unset or empty
+// variable is an error.
+//
+// # Verify
+//
+// verify is either a scheme name or a mapping:
+//
+//	verify: none
+//	verify: standard-webhooks
+//	verify: {scheme: standard-webhooks, tolerance: 5m}
+//	verify: {scheme: hmac, header: X-Hub-Signature-256, encoding: hex, prefix: "sha256="}
+//
+// Schemes:
+//
+//   - standard-webhooks (default): the Standard Webhooks signature in the
+//     webhook-id, webhook-timestamp and webhook-signature headers, with the
+//     secrets in HOOKLINE_SIGNING_SECRETS. tolerance (default 5m, 1s..1h) is
+//     how far webhook-timestamp may be from now.
+//   - hmac: an HMAC-SHA256 of the raw body in the request header named by
+//     header (required), encoded as encoding ("hex", the default, or
+//     "base64"), after prefix (optional, e.g. "sha256="). The keys are the
+//     secrets in HOOKLINE_SIGNING_SECRETS, used as raw bytes.
+//   - none: no check. Only for development or behind a trusted gateway.
+//
+// Settings that the chosen scheme does not use are errors.
+//
+// # Scheduler and drain
+//
+// scheduler tunes the scheduler function:
+//
+//   - poll (default 200ms, 10ms..5s): how often it looks for ready keys.
+//   - margin (default 5s, 1ms..14m): it stops this long before its Lambda
+//     deadline.
+//   - metrics_every (default 10s, 1s..1h): how often it emits queue metrics.
+//
+// drain tunes the drain function and the leases it works under:
+//
+//   - batch (default 10, 1..1000): items fetched from a key at a time.
+//   - lease_ttl (default 30s, 1s..15m): the lease an active drain holds and
+//     extends; a crashed drain's key is ready again after it.
+//   - claim_ttl (default 60s, 1s..15m): the lease a claim grants until its
+//     drain starts; it bounds how long a lost dispatch keeps a key.
+//   - margin (default 3s, 1ms..14m): a drain yields this long before its
+//     Lambda deadline.
+//   - max_rate_wait (default 2s, 1ms..14m): a rate-limit wait longer than this
+//     is not slept away: the key yields until the call is allowed.
+//
+// # Durations
+//
+// Durations are Go duration strings: "500ms", "20s", "1m30s", "24h". A bare
+// number is an error, since it has no unit.
+//
+// # Environment
+//
+//   - HOOKLINE_CONFIG (required by Load): path of the YAML file.
+//   - HOOKLINE_PREFIX: overrides prefix.
+//   - HOOKLINE_REDIS_URL: "redis://[user:password@]host:port[/db]", or
+//     "rediss://..." for TLS. Empty leaves the choice to the caller (a local
+//     Redis in development).
+//   - HOOKLINE_REDIS_CLUSTER: "true" or "1" to speak the Redis Cluster
+//     protocol (needed for ElastiCache Serverless); "false", "0" or empty not to.
+//   - HOOKLINE_SIGNING_SECRETS: the verify secrets, separated by spaces. Give
+//     several while rotating: a signature by any of them is accepted. For
+//     standard-webhooks each is "whsec_" and base64. Ingest requires at least
+//     one unless verify is none (see [Config.RequireSigningSecrets]).
+//   - HOOKLINE_DRAIN_FUNCTION: name or ARN of the drain function the scheduler
+//     invokes (see [Config.RequireDrainFunction]).
+//
+// Secrets are never printed: [Config.String] and [Config.LogValue] redact the
+// signing secrets, route secrets and header values, and the passwords in
+// URLs.
+package config

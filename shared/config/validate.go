@@ -1,0 +1,267 @@
+package config
+
+import (
+	"cmp"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hookline/hookline/shared/queue"
+)
+
+var (
+	prefixRe  = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+	laneRe    = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	handlerRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
+	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	// A Lambda function name, with an optional version or alias, or a
+	// full or partial ARN.
+	functionRe = regexp.MustCompile(`^(arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:|\d{12}:function:)?[a-zA-Z0-9_-]{1,64}(:(\$LATEST|[a-zA-Z0-9_-]{1,128}))?$`)
+)
+
+// Limits on settings.
+const (
+	maxShards      = 4096
+	maxMaxAttempts = 1000
+	maxBatch       = 1000
+	maxBodyLimit   = 6 << 20 // the Lambda request payload limit
+	maxLambdaWait  = 14 * time.Minute
+)
+
+// reservedHeaders are set by forward itself and cannot be configured.
+var reservedHeaders = []string{
+	"host", "content-length", "transfer-encoding", "connection",
+	"webhook-id", "webhook-timestamp", "webhook-signature",
+}
+
+// checker collects the problems validate finds.
+type checker struct{ errs []error }
+
+func (v *checker) add(setting, format string, args ...any) {
+	v.errs = append(v.errs, &problem{setting: setting, msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *checker) intRange(setting string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(setting, "%d is out of range %d..%d", n, lo, hi)
+	}
+}
+
+func (v *checker) durRange(setting string, d Duration, lo, hi time.Duration) {
+	if time.Duration(d) < lo || time.Duration(d) > hi {
+		v.add(setting, "%s is out of range %s..%s", d, fmtDur(lo), fmtDur(hi))
+	}
+}
+
+// validate checks every setting, after defaults, and returns every problem
+// found, joined. Each names its setting.
+func (c *Config) validate() error {
+	var v checker
+	v.intRange("shards", c.Shards, 1, maxShards)
+	if !prefixRe.MatchString(c.Prefix) {
+		v.add(cmp.Or(c.prefixFrom, "prefix"), "%q: want 1..32 of a-z, 0-9, '_', '-'", c.Prefix)
+	}
+	c.validateTenant(&v)
+
+	if len(c.Lanes) == 0 {
+		v.add("lanes", "at least one lane is required")
+	}
+	for _, name := range c.LaneNames() {
+		l, path := c.Lanes[name], joinPath("lanes", name)
+		if !laneRe.MatchString(name) {
+			v.add(path, "lane name must be 1..64 of a-z, 0-9, '_', '-'")
+		}
+		if l.Concurrency < 1 {
+			v.add(path+".concurrency", "%d must be at least 1", l.Concurrency)
+		}
+		v.durRange(path+".quantum", l.Quantum, time.Second, maxLambdaWait)
+	}
+
+	if len(c.Routes) == 0 {
+		v.add("routes", "at least one route is required")
+	}
+	for _, code := range slices.Sorted(maps.Keys(c.Routes)) {
+		c.validateRoute(&v, code, c.Routes[code])
+	}
+
+	c.validateVerify(&v)
+	if c.MaxBody < 1 || c.MaxBody > maxBodyLimit {
+		v.add("max_body", "%d is out of range 1..%d (6MiB)", c.MaxBody, maxBodyLimit)
+	}
+	if c.DedupWindow < Duration(time.Second) {
+		v.add("dedup_window", "%s must be at least 1s", c.DedupWindow)
+	}
+
+	v.durRange("scheduler.poll", c.Scheduler.Poll, 10*time.Millisecond, 5*time.Second)
+	v.durRange("scheduler.margin", c.Scheduler.Margin, time.Millisecond, maxLambdaWait)
+	v.durRange("scheduler.metrics_every", c.Scheduler.MetricsEvery, time.Second, time.Hour)
+	v.intRange("drain.batch", c.Drain.Batch, 1, maxBatch)
+	v.durRange("drain.lease_ttl", c.Drain.LeaseTTL, time.Second, 15*time.Minute)
+	v.durRange("drain.claim_ttl", c.Drain.ClaimTTL, time.Second, 15*time.Minute)
+	v.durRange("drain.margin", c.Drain.Margin, time.Millisecond, maxLambdaWait)
+	v.durRange("drain.max_rate_wait", c.Drain.MaxRateWait, time.Millisecond, maxLambdaWait)
+
+	c.validateEnv(&v)
+	return errors.Join(v.errs...)
+}
+
+// validateTenant checks that Tenant is a JSON pointer (RFC 6901).
+func (c *Config) validateTenant(v *checker) {
+	switch {
+	case c.Tenant == "":
+		v.add("tenant", `required: a JSON pointer to the tenant id in the webhook body, such as "/data/customer_id"`)
+		return
+	case c.Tenant[0] != '/':
+		v.add("tenant", "%q: a JSON pointer must start with \"/\"", c.Tenant)
+		return
+	}
+	for i := 0; i < len(c.Tenant); i++ {
+		if c.Tenant[i] == '~' && (i+1 == len(c.Tenant) || c.Tenant[i+1] != '0' && c.Tenant[i+1] != '1') {
+			v.add("tenant", "%q: \"~\" must be followed by 0 or 1 in a JSON pointer", c.Tenant)
+			return
+		}
+	}
+}
+
+func (c *Config) validateRoute(v *checker, code string, r Route) {
+	path := joinPath("routes", code)
+	if queue.ValidateCode(code) != nil {
+		v.add(path, "not a valid event code: want 1..%d printable ASCII characters without space, '{' or '}'", queue.MaxCodeLen)
+	}
+	switch _, ok := c.Lanes[r.Lane]; {
+	case r.Lane == "":
+		v.add(path+".lane", "required: one of %s", strings.Join(c.LaneNames(), ", "))
+	case !ok:
+		v.add(path+".lane", "%q is not a defined lane", r.Lane)
+	}
+
+	switch {
+	case r.Handler == "":
+		v.add(path+".handler", "required: forward, log or the name of a registered handler")
+	case !handlerRe.MatchString(r.Handler):
+		v.add(path+".handler", "%q: want forward, log or a handler name of 1..64 of a-z, A-Z, 0-9, '_', '.', '-'", r.Handler)
+	}
+	switch {
+	case r.URL == "" && r.Handler == HandlerForward:
+		v.add(path+".url", "required by the forward handler")
+	case r.URL != "" && r.Handler == HandlerLog:
+		v.add(path+".url", "not used by the log handler")
+	case r.URL != "":
+		if u, err := url.Parse(r.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.add(path+".url", "must be an absolute http or https URL")
+		}
+	}
+	v.intRange(path+".max_attempts", r.MaxAttempts, 1, maxMaxAttempts)
+	if r.OnExhausted != queue.DeadLetter && r.OnExhausted != queue.Park {
+		v.add(path+".on_exhausted", "%q: want %s or %s", r.OnExhausted, queue.DeadLetter, queue.Park)
+	}
+	v.durRange(path+".timeout", r.Timeout, time.Millisecond, maxLambdaWait)
+	switch {
+	case r.Secret != "" && r.Handler == HandlerLog:
+		v.add(path+".secret", "not used by the log handler")
+	case r.Secret != "" && r.Handler == HandlerForward && !isWebhookSecret(r.Secret):
+		v.add(path+".secret", `not a Standard Webhooks secret: want "whsec_" and base64`)
+	}
+	if len(r.Headers) > 0 && r.Handler == HandlerLog {
+		v.add(path+".headers", "not used by the log handler")
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Headers)) {
+		hp := joinPath(path+".headers", name)
+		switch {
+		case !isToken(name):
+			v.add(hp, "not a valid header name")
+		case slices.Contains(reservedHeaders, strings.ToLower(name)):
+			v.add(hp, "set by hookline; cannot be configured")
+		}
+		if strings.ContainsAny(r.Headers[name], "\r\n\x00") {
+			v.add(hp, "the value must not hold line breaks or NUL")
+		}
+	}
+}
+
+func (c *Config) validateVerify(v *checker) {
+	vf := c.Verify
+	unused := func(setting string, set bool, usedBy Scheme) {
+		if set {
+			v.add("verify."+setting, "only used by scheme %s", usedBy)
+		}
+	}
+	switch vf.Scheme {
+	case SchemeStandardWebhooks:
+		v.durRange("verify.tolerance", vf.Tolerance, time.Second, time.Hour)
+		unused("header", vf.Header != "", SchemeHMAC)
+		unused("encoding", vf.Encoding != "", SchemeHMAC)
+		unused("prefix", vf.Prefix != "", SchemeHMAC)
+	case SchemeHMAC:
+		switch {
+		case vf.Header == "":
+			v.add("verify.header", "required by scheme hmac: the request header holding the signature")
+		case !isToken(vf.Header):
+			v.add("verify.header", "%q is not a valid header name", vf.Header)
+		}
+		if vf.Encoding != EncodingHex && vf.Encoding != EncodingBase64 {
+			v.add("verify.encoding", "%q: want %s or %s", vf.Encoding, EncodingHex, EncodingBase64)
+		}
+		unused("tolerance", vf.Tolerance != 0, SchemeStandardWebhooks)
+	case SchemeNone:
+		unused("header", vf.Header != "", SchemeHMAC)
+		unused("encoding", vf.Encoding != "", SchemeHMAC)
+		unused("prefix", vf.Prefix != "", SchemeHMAC)
+		unused("tolerance", vf.Tolerance != 0, SchemeStandardWebhooks)
+	default:
+		v.add("verify.scheme", "%q: want %s, %s or %s", vf.Scheme, SchemeStandardWebhooks, SchemeHMAC, SchemeNone)
+	}
+}
+
+// validateEnv checks the settings read from the environment. Messages never
+// quote a secret.
+func (c *Config) validateEnv(v *checker) {
+	if c.Redis.URL != "" {
+		// url.Parse's error holds the URL and so the password: not shown.
+		switch u, err := url.Parse(c.Redis.URL); {
+		case err != nil:
+			v.add(EnvRedisURL, "not a valid URL")
+		case u.Scheme != "redis" && u.Scheme != "rediss":
+			v.add(EnvRedisURL, "scheme must be redis or rediss")
+		case u.Host == "":
+			v.add(EnvRedisURL, "the host is missing")
+		}
+	}
+	if c.Verify.Scheme == SchemeStandardWebhooks {
+		for i, s := range c.SigningSecrets {
+			if !isWebhookSecret(s) {
+				v.add(EnvSigningSecrets, `secret %d of %d is not a Standard Webhooks secret: want "whsec_" and base64`, i+1, len(c.SigningSecrets))
+			}
+		}
+	}
+	if c.DrainFunction != "" && !functionRe.MatchString(c.DrainFunction) {
+		v.add(EnvDrainFunction, "%q is not a Lambda function name or ARN", c.DrainFunction)
+	}
+}
+
+// isWebhookSecret reports whether s is a Standard Webhooks secret: base64,
+// usually after "whsec_", of a non-empty key.
+func isWebhookSecret(s string) bool {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
+	return err == nil && len(key) > 0
+}
+
+// isToken reports whether s is an HTTP token (RFC 9110), as header names are.
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
