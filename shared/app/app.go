@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -33,19 +32,6 @@ type App struct {
 	Clock  clock.Clock
 }
 
-// New connects to the Redis of cfg (HOOKLINE_REDIS_URL, required here) and
-// builds the engine.
-func New(cfg *config.Config, logger *slog.Logger) (*App, error) {
-	if cfg.Redis.URL == "" {
-		return nil, fmt.Errorf("app: %s is required (redis://host:6379 or rediss://host:6379)", config.EnvRedisURL)
-	}
-	rdb, err := Redis(cfg.Redis)
-	if err != nil {
-		return nil, err
-	}
-	return NewWith(cfg, rdb, logger)
-}
-
 // NewWith builds the engine over an existing Redis client.
 func NewWith(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logger) (*App, error) {
 	if logger == nil {
@@ -58,21 +44,11 @@ func NewWith(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logger)
 	return &App{Config: cfg, Redis: rdb, Engine: e, Logger: logger, Clock: clock.Real{}}, nil
 }
 
-// Redis returns a client for r: a cluster client when r.Cluster is set
-// (cluster protocol, as ElastiCache Serverless requires), TLS for rediss://.
+// Redis returns a client for r, with the password of its URL if any: a
+// cluster client when r.Cluster is set, TLS for rediss://. Lambda functions
+// use LoadLambda, which adds AUTH tokens and IAM authentication.
 func Redis(r config.Redis) (redis.UniversalClient, error) {
-	if r.Cluster {
-		opt, err := redis.ParseClusterURL(r.URL)
-		if err != nil {
-			return nil, fmt.Errorf("app: %s: %w", config.EnvRedisURL, errors.New("not a valid redis:// or rediss:// URL"))
-		}
-		return redis.NewClusterClient(opt), nil
-	}
-	opt, err := redis.ParseURL(r.URL)
-	if err != nil {
-		return nil, fmt.Errorf("app: %s: %w", config.EnvRedisURL, errors.New("not a valid redis:// or rediss:// URL"))
-	}
-	return redis.NewClient(opt), nil
+	return RedisClient(r, RedisAuth{})
 }
 
 // Verifier returns the signature verifier cfg asks for.

@@ -24,6 +24,22 @@ const (
 	EnvRedisCluster   = "HOOKLINE_REDIS_CLUSTER"
 	EnvSigningSecrets = "HOOKLINE_SIGNING_SECRETS"
 	EnvDrainFunction  = "HOOKLINE_DRAIN_FUNCTION"
+	// EnvSigningSecretsARN names a Secrets Manager secret whose value holds
+	// the signing secrets (space-separated), read at init.
+	EnvSigningSecretsARN = "HOOKLINE_SIGNING_SECRETS_ARN"
+	// EnvRedisAuth selects how to authenticate to Redis: none, token or iam.
+	EnvRedisAuth = "HOOKLINE_REDIS_AUTH"
+	// EnvRedisUser is the Redis user (an ElastiCache user id for iam).
+	EnvRedisUser = "HOOKLINE_REDIS_USER"
+	// EnvRedisCacheName is the ElastiCache cache name that IAM tokens are
+	// signed for.
+	EnvRedisCacheName = "HOOKLINE_REDIS_CACHE_NAME"
+	// EnvRedisServerless marks an ElastiCache Serverless cache, whose IAM
+	// tokens carry ResourceType=ServerlessCache.
+	EnvRedisServerless = "HOOKLINE_REDIS_SERVERLESS"
+	// EnvRedisTokenARN names a Secrets Manager secret holding the Redis AUTH
+	// token, read at init.
+	EnvRedisTokenARN = "HOOKLINE_REDIS_TOKEN_ARN"
 )
 
 // Built-in handler names. Any other handler name is a registered Go handler.
@@ -74,6 +90,10 @@ type Config struct {
 	// from HOOKLINE_SIGNING_SECRETS (separated by white space). Several are
 	// given during a rotation. Default none; see RequireSigningSecrets.
 	SigningSecrets []string `yaml:"-"`
+	// SigningSecretsARN, from HOOKLINE_SIGNING_SECRETS_ARN, names a Secrets
+	// Manager secret holding the signing secrets; the functions read it at
+	// init into SigningSecrets. Default "".
+	SigningSecretsARN string `yaml:"-"`
 	// DrainFunction is the name or ARN of the drain Lambda function, from
 	// HOOKLINE_DRAIN_FUNCTION. Default ""; see RequireDrainFunction.
 	DrainFunction string `yaml:"-"`
@@ -132,7 +152,30 @@ type Redis struct {
 	// Cluster selects the Redis Cluster protocol, from HOOKLINE_REDIS_CLUSTER.
 	// Default false.
 	Cluster bool
+	// Auth is how to authenticate, from HOOKLINE_REDIS_AUTH: RedisAuthNone
+	// (the default; a password may still be in URL), RedisAuthToken (an AUTH
+	// token from TokenARN or the URL) or RedisAuthIAM (ElastiCache IAM
+	// tokens, SigV4-presigned, refreshed before their 15 minutes run out).
+	Auth string
+	// User is the Redis user, from HOOKLINE_REDIS_USER; required with iam.
+	User string
+	// CacheName is the ElastiCache cache name, from
+	// HOOKLINE_REDIS_CACHE_NAME; required with iam.
+	CacheName string
+	// Serverless marks an ElastiCache Serverless cache, from
+	// HOOKLINE_REDIS_SERVERLESS. Default false.
+	Serverless bool
+	// TokenARN names a Secrets Manager secret holding the AUTH token, from
+	// HOOKLINE_REDIS_TOKEN_ARN. Default "".
+	TokenARN string
 }
+
+// Redis authentication modes.
+const (
+	RedisAuthNone  = "none"
+	RedisAuthToken = "token"
+	RedisAuthIAM   = "iam"
+)
 
 // Scheduler tunes the scheduler function.
 type Scheduler struct {
@@ -240,14 +283,13 @@ func (c *Config) applyEnv(getenv func(string) string, p *problems) {
 		c.Prefix, c.prefixFrom = v, EnvPrefix
 	}
 	c.Redis.URL = strings.TrimSpace(getenv(EnvRedisURL))
-	switch v := strings.ToLower(strings.TrimSpace(getenv(EnvRedisCluster))); v {
-	case "", "false", "0":
-		c.Redis.Cluster = false
-	case "true", "1":
-		c.Redis.Cluster = true
-	default:
-		p.add(&problem{setting: EnvRedisCluster, msg: fmt.Sprintf("%q must be true, false, 1 or 0", v)})
-	}
+	c.Redis.Cluster = c.envBool(getenv, EnvRedisCluster, p)
+	c.Redis.Auth = cmp.Or(strings.ToLower(strings.TrimSpace(getenv(EnvRedisAuth))), RedisAuthNone)
+	c.Redis.User = strings.TrimSpace(getenv(EnvRedisUser))
+	c.Redis.CacheName = strings.TrimSpace(getenv(EnvRedisCacheName))
+	c.Redis.TokenARN = strings.TrimSpace(getenv(EnvRedisTokenARN))
+	c.SigningSecretsARN = strings.TrimSpace(getenv(EnvSigningSecretsARN))
+	c.Redis.Serverless = c.envBool(getenv, EnvRedisServerless, p)
 	if secrets := strings.Fields(getenv(EnvSigningSecrets)); len(secrets) > 0 {
 		c.SigningSecrets = secrets
 	}
@@ -265,6 +307,20 @@ func (c *Config) applyEnv(getenv func(string) string, p *problems) {
 			r.Headers = h
 		}
 		c.Routes[code] = r
+	}
+}
+
+// envBool reads a boolean environment variable: true, false, 1, 0 or unset
+// (false).
+func (c *Config) envBool(getenv func(string) string, name string, p *problems) bool {
+	switch v := strings.ToLower(strings.TrimSpace(getenv(name))); v {
+	case "", "false", "0":
+		return false
+	case "true", "1":
+		return true
+	default:
+		p.add(&problem{setting: name, msg: fmt.Sprintf("%q must be true, false, 1 or 0", v)})
+		return false
 	}
 }
 
@@ -352,7 +408,7 @@ func (c *Config) QueueOptions() queue.Options {
 // init; the other functions do not need the secrets.
 func (c *Config) RequireSigningSecrets() error {
 	if c.Verify.Scheme != SchemeNone && len(c.SigningSecrets) == 0 {
-		return &problem{setting: EnvSigningSecrets, msg: "required unless verify is none"}
+		return &problem{setting: EnvSigningSecrets, msg: "required unless verify is none (or give " + EnvSigningSecretsARN + ")"}
 	}
 	return nil
 }

@@ -116,6 +116,7 @@ func TestDefaults(t *testing.T) {
 			Margin:      Duration(3 * time.Second),
 			MaxRateWait: Duration(2 * time.Second),
 		},
+		Redis:      Redis{Auth: RedisAuthNone},
 		prefixFrom: "prefix",
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -185,7 +186,7 @@ func TestEnv(t *testing.T) {
 	if c.Prefix != "fromenv" {
 		t.Fatalf("prefix %q", c.Prefix)
 	}
-	if c.Redis != (Redis{URL: "rediss://user:pw@cache.example.com:6379/0", Cluster: true}) {
+	if c.Redis != (Redis{URL: "rediss://user:pw@cache.example.com:6379/0", Cluster: true, Auth: RedisAuthNone}) {
 		t.Fatalf("redis %+v", c.Redis)
 	}
 	if !reflect.DeepEqual(c.SigningSecrets, []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_c2Vjb25k"}) {
@@ -502,7 +503,7 @@ func TestLoad(t *testing.T) {
 
 func TestRequire(t *testing.T) {
 	c := mustParse(t, minimalYAML, nil)
-	if err := c.RequireSigningSecrets(); err == nil || err.Error() != "config: HOOKLINE_SIGNING_SECRETS: required unless verify is none" {
+	if err := c.RequireSigningSecrets(); err == nil || err.Error() != "config: HOOKLINE_SIGNING_SECRETS: required unless verify is none (or give HOOKLINE_SIGNING_SECRETS_ARN)" {
 		t.Fatalf("RequireSigningSecrets: %v", err)
 	}
 	if err := c.RequireDrainFunction(); err == nil || !strings.HasPrefix(err.Error(), "config: HOOKLINE_DRAIN_FUNCTION: required") {
@@ -561,4 +562,36 @@ func FuzzParse(f *testing.F) {
 			_ = c.String()
 		}
 	})
+}
+
+// TestRedisAuthSettings: the AWS connection settings are read and checked,
+// and their errors name the variable.
+func TestRedisAuthSettings(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	c := mustParse(t, minimalYAML, env(map[string]string{
+		EnvRedisURL: "rediss://hl.serverless.use1.cache.amazonaws.com:6379", EnvRedisCluster: "true",
+		EnvRedisAuth: "IAM", EnvRedisUser: "hookline-app", EnvRedisCacheName: "hookline", EnvRedisServerless: "1",
+		EnvSigningSecretsARN: "arn:aws:secretsmanager:us-east-1:123456789012:secret:hookline/signing-AbCdEf",
+	}))
+	want := Redis{URL: "rediss://hl.serverless.use1.cache.amazonaws.com:6379", Cluster: true, Auth: RedisAuthIAM,
+		User: "hookline-app", CacheName: "hookline", Serverless: true}
+	if c.Redis != want || c.SigningSecretsARN == "" {
+		t.Fatalf("redis %+v, signing secrets ARN %q", c.Redis, c.SigningSecretsARN)
+	}
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{EnvRedisAuth: "kerberos"}, "config: HOOKLINE_REDIS_AUTH: must be none, token or iam"},
+		{map[string]string{EnvRedisAuth: "iam", EnvRedisURL: "rediss://h:6379", EnvRedisCacheName: "c"}, "config: HOOKLINE_REDIS_USER: required when HOOKLINE_REDIS_AUTH is iam"},
+		{map[string]string{EnvRedisAuth: "iam", EnvRedisURL: "rediss://h:6379", EnvRedisUser: "u"}, "config: HOOKLINE_REDIS_CACHE_NAME: required when HOOKLINE_REDIS_AUTH is iam"},
+		{map[string]string{EnvRedisAuth: "iam", EnvRedisURL: "redis://h:6379", EnvRedisUser: "u", EnvRedisCacheName: "c"}, "config: HOOKLINE_REDIS_URL: IAM authentication needs TLS: use rediss://"},
+		{map[string]string{EnvRedisTokenARN: "hookline/token"}, "config: HOOKLINE_REDIS_TOKEN_ARN: must be a Secrets Manager ARN (arn:aws:secretsmanager:...)"},
+		{map[string]string{EnvRedisServerless: "yes"}, `config: HOOKLINE_REDIS_SERVERLESS: "yes" must be true, false, 1 or 0`},
+	} {
+		_, err := Parse([]byte(minimalYAML), env(tc.env))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: got %v, want %s", tc.env, err, tc.want)
+		}
+	}
 }

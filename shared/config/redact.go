@@ -118,7 +118,12 @@ func (r Route) GoString() string { return "config.Route" + r.String() }
 func (r Redis) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("url", redactURL(r.URL)),
-		slog.Bool("cluster", r.Cluster))
+		slog.Bool("cluster", r.Cluster),
+		slog.String("auth", r.Auth),
+		slog.String("user", r.User),
+		slog.String("cache_name", r.CacheName),
+		slog.Bool("serverless", r.Serverless),
+		slog.String("token_arn", r.TokenARN))
 }
 
 // String returns the settings on one line, redacted as in LogValue.

@@ -240,6 +240,26 @@ func (c *Config) validateEnv(v *checker) {
 			}
 		}
 	}
+	switch c.Redis.Auth {
+	case RedisAuthNone, RedisAuthToken:
+	case RedisAuthIAM:
+		if c.Redis.User == "" {
+			v.add(EnvRedisUser, "required when %s is iam", EnvRedisAuth)
+		}
+		if c.Redis.CacheName == "" {
+			v.add(EnvRedisCacheName, "required when %s is iam", EnvRedisAuth)
+		}
+		if c.Redis.URL != "" && !strings.HasPrefix(c.Redis.URL, "rediss://") {
+			v.add(EnvRedisURL, "IAM authentication needs TLS: use rediss://")
+		}
+	default:
+		v.add(EnvRedisAuth, "must be none, token or iam")
+	}
+	for name, arn := range map[string]string{EnvRedisTokenARN: c.Redis.TokenARN, EnvSigningSecretsARN: c.SigningSecretsARN} {
+		if arn != "" && !strings.HasPrefix(arn, "arn:") {
+			v.add(name, "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)")
+		}
+	}
 	if c.DrainFunction != "" && !functionRe.MatchString(c.DrainFunction) {
 		v.add(EnvDrainFunction, "%q is not a Lambda function name or ARN", c.DrainFunction)
 	}

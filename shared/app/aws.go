@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/config"
+	"github.com/redis/go-redis/v9"
+)
+
+// SecretsAPI is the part of the Secrets Manager client the functions use.
+type SecretsAPI interface {
+	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// ResolveSecrets reads the Secrets Manager secrets the configuration names
+// (HOOKLINE_SIGNING_SECRETS_ARN, HOOKLINE_REDIS_TOKEN_ARN) and returns the
+// Redis AUTH token, if any; the signing secrets go into cfg.SigningSecrets.
+// Errors name the variable, never a secret value.
+func ResolveSecrets(ctx context.Context, cfg *config.Config, sm SecretsAPI) (token string, err error) {
+	get := func(name, arn string) (string, error) {
+		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+		if err != nil {
+			return "", fmt.Errorf("app: %s: reading the secret: %w", name, err)
+		}
+		if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+			return "", fmt.Errorf("app: %s: the secret has no string value", name)
+		}
+		return strings.TrimSpace(*out.SecretString), nil
+	}
+	if cfg.SigningSecretsARN != "" {
+		v, err := get(config.EnvSigningSecretsARN, cfg.SigningSecretsARN)
+		if err != nil {
+			return "", err
+		}
+		cfg.SigningSecrets = strings.Fields(v)
+	}
+	if cfg.Redis.TokenARN != "" {
+		if token, err = get(config.EnvRedisTokenARN, cfg.Redis.TokenARN); err != nil {
+			return "", err
+		}
+	}
+	return token, nil
+}
+
+// RedisAuth says how a Redis client authenticates; the zero value uses
+// whatever the URL holds.
+type RedisAuth struct {
+	// Token, when set, is the AUTH password (with the URL's user, if any).
+	Token string
+	// IAM, when set, supplies ElastiCache IAM tokens.
+	IAM *IAMTokens
+}
+
+// RedisClient returns a client for r with auth applied: a cluster client
+// when r.Cluster is set, TLS for rediss://.
+func RedisClient(r config.Redis, auth RedisAuth) (redis.UniversalClient, error) {
+	var provider func(ctx context.Context) (string, string, error)
+	switch {
+	case auth.IAM != nil:
+		provider = auth.IAM.Credentials
+	case auth.Token != "":
+		provider = func(context.Context) (string, string, error) { return r.User, auth.Token, nil }
+	}
+	bad := fmt.Errorf("app: %s: not a valid redis:// or rediss:// URL", config.EnvRedisURL)
+	if r.Cluster {
+		opt, err := redis.ParseClusterURL(r.URL)
+		if err != nil {
+			return nil, bad
+		}
+		opt.CredentialsProviderContext = provider
+		return redis.NewClusterClient(opt), nil
+	}
+	opt, err := redis.ParseURL(r.URL)
+	if err != nil {
+		return nil, bad
+	}
+	opt.CredentialsProviderContext = provider
+	return redis.NewClient(opt), nil
+}
+
+// iamTokenLife is how long ElastiCache accepts an IAM token; tokens are
+// renewed well before it runs out.
+const (
+	iamTokenLife  = 15 * time.Minute
+	iamTokenRenew = 10 * time.Minute
+)
+
+// emptySHA256 is the hex SHA-256 of an empty payload, which presigned IAM
+// token requests carry.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// IAMTokens makes ElastiCache IAM authentication tokens: a SigV4-presigned
+// "connect" request for the cache and user, valid 15 minutes. A token is
+// reused for 10 minutes, so every new connection gets one with at least 5
+// minutes left. It is safe for concurrent use.
+type IAMTokens struct {
+	// Signer holds the credentials that sign the tokens (the function's role).
+	Signer aws.CredentialsProvider
+	// Region, CacheName and User identify the cache and the IAM-enabled user.
+	Region, CacheName, User string
+	// Serverless adds ResourceType=ServerlessCache, for ElastiCache Serverless.
+	Serverless bool
+	// Clock supplies "now". Default the wall clock.
+	Clock clock.Clock
+
+	mu      sync.Mutex
+	token   string
+	expires time.Time
+}
+
+// Credentials returns the user and a current token: go-redis calls it for
+// every new connection (CredentialsProviderContext).
+func (t *IAMTokens) Credentials(ctx context.Context) (string, string, error) {
+	now := time.Now()
+	if t.Clock != nil {
+		now = t.Clock.Now()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.token != "" && now.Before(t.expires) {
+		return t.User, t.token, nil
+	}
+	token, err := t.sign(ctx, now)
+	if err != nil {
+		return "", "", err
+	}
+	t.token, t.expires = token, now.Add(iamTokenRenew)
+	return t.User, token, nil
+}
+
+// sign presigns GET http://<cache>/?Action=connect&User=<user> for the
+// elasticache service; the token is the presigned URL without its scheme.
+func (t *IAMTokens) sign(ctx context.Context, now time.Time) (string, error) {
+	if t.Signer == nil || t.Region == "" || t.CacheName == "" || t.User == "" {
+		return "", errors.New("app: IAM token: credentials, region, cache name and user are required")
+	}
+	q := url.Values{"Action": {"connect"}, "User": {t.User}}
+	if t.Serverless {
+		q.Set("ResourceType", "ServerlessCache")
+	}
+	q.Set("X-Amz-Expires", fmt.Sprint(int(iamTokenLife.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+t.CacheName+"/?"+q.Encode(), nil)
+	if err != nil {
+		return "", fmt.Errorf("app: IAM token: %w", err)
+	}
+	creds, err := t.Signer.Retrieve(ctx)
+	if err != nil {
+		return "", fmt.Errorf("app: IAM token: credentials: %w", err)
+	}
+	signed, _, err := v4.NewSigner().PresignHTTP(ctx, creds, req, emptySHA256, "elasticache", t.Region, now)
+	if err != nil {
+		return "", fmt.Errorf("app: IAM token: sign: %w", err)
+	}
+	return strings.TrimPrefix(signed, "http://"), nil
+}
