@@ -10,9 +10,29 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_/%-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
 
+.PHONY: dev
+dev: ## run hookline locally: ingest on :8080, scheduler and drains in one process, embedded Redis
+	$(GO) run ./cmd/hookline dev
+
 .PHONY: test
-test: lint ## lint, then every test under -race against real Redis (standalone and 3-node cluster)
+test: lint redis-server ## lint, then every test under -race against real Redis (standalone and 3-node cluster)
 	$(GO) test -race -count=1 -v -timeout 30m $(PKGS)
+
+# redis-server: the tests start their own servers from it. Installed here when
+# missing, so `make test` works on a fresh machine.
+.PHONY: redis-server
+redis-server: ## install redis-server if it is missing (apt-get or brew)
+	@command -v redis-server >/dev/null 2>&1 && exit 0; \
+	sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	if command -v apt-get >/dev/null 2>&1; then \
+		echo "installing redis-server with apt-get"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server; \
+	elif command -v brew >/dev/null 2>&1; then \
+		echo "installing redis with brew"; brew install redis; \
+	else \
+		echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install -y redis-server; macOS: brew install redis)" >&2; exit 1; \
+	fi
 
 .PHONY: lint
 lint: ## gofmt and go vet
@@ -24,7 +44,74 @@ lint: ## gofmt and go vet
 bench: ## engine benchmarks on real Redis, each beside a raw go-redis baseline (prints ratios)
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./shared/queue
 
+FUZZTIME ?= 30s
+
 .PHONY: fuzz
-fuzz: ## run each fuzz target for 30s
-	$(GO) test -run '^$$' -fuzz FuzzDecodeItem -fuzztime 30s ./shared/queue
-	$(GO) test -run '^$$' -fuzz FuzzDecodeDead -fuzztime 30s ./shared/queue
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for fn in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "== $$pkg $$fn"; \
+			$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# ---------------------------------------------------------------- build and deploy
+#
+# The three Lambda functions: Go on provided.al2023, arm64, one static binary
+# named bootstrap each, with hookline.yaml beside it (HOOKLINE_CONFIG is
+# /var/task/hookline.yaml). `sam build` calls build-<LogicalId> with
+# ARTIFACTS_DIR set (BuildMethod: makefile in template.yaml).
+
+FUNCTIONS    := ingest scheduler drain
+BIN          ?= bin
+SAM          ?= sam
+CONFIG_FILE  := hookline.yaml
+LAMBDA_GOENV := CGO_ENABLED=0 GOOS=linux GOARCH=arm64
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags='-s -w'
+
+# lambda-artifact builds ./functions/$(1) into $(2)/bootstrap and copies the
+# configuration file next to it.
+define lambda-artifact
+	@test -n '$(2)' || { echo 'lambda-artifact: no output directory (is ARTIFACTS_DIR set?)' >&2; exit 1; }
+	mkdir -p '$(2)'
+	$(LAMBDA_GOENV) $(GO) build $(LAMBDA_FLAGS) -o '$(2)/bootstrap' ./functions/$(1)
+	cp $(CONFIG_FILE) '$(2)/hookline.yaml'
+endef
+
+.PHONY: build $(FUNCTIONS:%=build/%)
+build: $(FUNCTIONS:%=build/%) ## cross-compile the functions (linux/arm64) to bin/<fn>/bootstrap (BIN=dir to change), hookline.yaml beside each
+
+$(FUNCTIONS:%=build/%): build/%:
+	$(call lambda-artifact,$*,$(BIN)/$*)
+
+.PHONY: build-IngestFunction build-SchedulerFunction build-DrainFunction
+build-IngestFunction: ## for sam build: ingest into ARTIFACTS_DIR
+	$(call lambda-artifact,ingest,$(ARTIFACTS_DIR))
+
+build-SchedulerFunction: ## for sam build: scheduler into ARTIFACTS_DIR
+	$(call lambda-artifact,scheduler,$(ARTIFACTS_DIR))
+
+build-DrainFunction: ## for sam build: drain into ARTIFACTS_DIR
+	$(call lambda-artifact,drain,$(ARTIFACTS_DIR))
+
+# sam local invoke runs the last `sam build`; INVOKE_FLAGS adds options such
+# as --env-vars env.json (see docs/DEPLOY.md).
+INVOKE_FLAGS ?=
+
+.PHONY: invoke/ingest invoke/scheduler invoke/drain
+invoke/ingest: ## sam local invoke IngestFunction with testdata/events/ingest-http-v2.json
+	$(SAM) local invoke IngestFunction -e testdata/events/ingest-http-v2.json $(INVOKE_FLAGS)
+
+invoke/scheduler: ## sam local invoke SchedulerFunction with testdata/events/scheduler-schedule.json
+	$(SAM) local invoke SchedulerFunction -e testdata/events/scheduler-schedule.json $(INVOKE_FLAGS)
+
+invoke/drain: ## sam local invoke DrainFunction with testdata/events/drain.json
+	$(SAM) local invoke DrainFunction -e testdata/events/drain.json $(INVOKE_FLAGS)
+
+.PHONY: deploy validate
+deploy: ## sam build && sam deploy (settings in samconfig.toml; see docs/DEPLOY.md)
+	$(SAM) build && $(SAM) deploy
+
+validate: ## sam validate --lint
+	$(SAM) validate --lint

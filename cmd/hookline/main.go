@@ -1,0 +1,26 @@
+// Command hookline is hookline's command-line tool: `hookline dev` runs the
+// whole pipeline locally, `hookline send` posts signed sample webhooks.
+package main
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "hookline",
+		Short:         "Serverless webhook processing: in order per key, in parallel across keys, within rate limits",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(newDevCmd(), newSendCmd())
+	return root
+}
