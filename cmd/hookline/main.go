@@ -1,5 +1,7 @@
 // Command hookline is hookline's command-line tool: `hookline dev` runs the
-// whole pipeline locally, `hookline send` posts signed sample webhooks.
+// whole pipeline locally, `hookline send` posts signed sample webhooks, and
+// status, inspect, dlq, pause, resume and skip let an operator see and fix
+// what is stuck in a deployment's queues.
 package main
 
 import (
@@ -21,6 +23,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newDevCmd(), newSendCmd())
+	root.AddCommand(newDevCmd(), newSendCmd(),
+		newStatusCmd(), newInspectCmd(), newDLQCmd(), newPauseCmd(), newResumeCmd(), newSkipCmd())
 	return root
 }

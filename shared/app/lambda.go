@@ -16,9 +16,8 @@ import (
 
 // LoadLambda builds the App of a Lambda function at init: logs through
 // lambdacontext (request ids injected; JSON when the function's log format
-// is JSON), configuration from HOOKLINE_CONFIG and the environment, secrets
-// from Secrets Manager when their ARNs are set, and a Redis client with the
-// configured authentication (none, AUTH token, or ElastiCache IAM).
+// is JSON), configuration from HOOKLINE_CONFIG and the environment, then
+// Connect.
 func LoadLambda() (*App, error) {
 	logger := lambdacontext.NewLogger()
 	slog.SetDefault(logger)
@@ -26,11 +25,19 @@ func LoadLambda() (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return Connect(ctx, cfg, logger)
+}
+
+// Connect reads the secrets the configuration names from Secrets Manager
+// (when their ARNs are set), builds a Redis client with the configured
+// authentication (none, AUTH token, or ElastiCache IAM) and the App over it.
+// HOOKLINE_REDIS_URL is required.
+func Connect(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
 	if cfg.Redis.URL == "" {
 		return nil, fmt.Errorf("app: %s is required (rediss://host:6379 for ElastiCache)", config.EnvRedisURL)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	var auth RedisAuth
 	if cfg.SigningSecretsARN != "" || cfg.Redis.TokenARN != "" || cfg.Redis.Auth == config.RedisAuthIAM {
 		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
