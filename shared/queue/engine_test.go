@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -776,8 +777,31 @@ func TestEnqueueDuringLease(t *testing.T) {
 		f.ack(l, "f1")
 		f.enqueue("quick", "acme:f", "f2")
 		f.clk.Set(l.Deadline)
-		if l2 := f.claimOne("quick", "inv-4"); l2.Key != "acme:f" || l2.Token <= l.Token {
+		l2 := f.claimOne("quick", "inv-4")
+		if l2.Key != "acme:f" || l2.Token <= l.Token {
 			t.Fatalf("reclaim %+v", l2)
+		}
+		f.ack(l2, "f2")
+		if _, err := f.e.Yield(f.ctx, l2, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		// A holder that dies with an empty queue leaves no trace once the key
+		// is used again: its lease field goes at the next enqueue, its
+		// leased entry at the next claim.
+		f.enqueue("quick", "acme:g", "g1")
+		l = f.claimOne("quick", "inv-5")
+		f.ack(l, "g1")
+		f.clk.Set(l.Deadline.Add(time.Millisecond))
+		f.enqueue("quick", "acme:g", "g2")
+		s := f.e.Shard("acme:g")
+		if rdb.HExists(f.ctx, f.e.ks.lease(s), "acme:g").Val() {
+			t.Fatal("the dead holder's lease field is still there after an enqueue")
+		}
+		if l := f.claimOne("quick", "inv-6"); l.Key != "acme:g" {
+			t.Fatalf("claimed %s, want acme:g", l.Key)
+		}
+		if n := rdb.ZCount(f.ctx, f.e.ks.leased(s, "quick"), "-inf", strconv.FormatInt(f.clk.Now().UnixMilli(), 10)).Val(); n != 0 {
+			t.Fatalf("%d expired entries stay in leased:quick after a claim", n)
 		}
 	})
 }

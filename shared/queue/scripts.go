@@ -102,7 +102,12 @@ for i = 1, n do
        and not redis.call('ZSCORE', rd, key) then
       local score = now
       local t, dl = lease_of(KEYS[1], key)
-      if t and dl > now then score = dl else ready = 1 end
+      if t and dl > now then
+        score = dl
+      else
+        ready = 1
+        if t then redis.call('HDEL', KEYS[1], key) end -- a holder that died
+      end
       redis.call('ZADD', rd, score, key)
     end
   end
@@ -119,11 +124,14 @@ return out
 // KEYS[4] -> seq
 // ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3..] -> candidate keys
 //
-// Returns {key, token, key, token, ...} for the keys it leased.
+// Returns {key, token, key, token, ...} for the keys it leased. It also
+// prunes the lane's expired leases from leased:<lane>.
 var claimCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[1])
 local dl = now + tonumber(ARGV[2])
 local out = {}
+-- Leases that ran out are no longer live: drop them from the count.
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for i = 3, #ARGV do
   local k = ARGV[i]
   local s = redis.call('ZSCORE', KEYS[1], k)
