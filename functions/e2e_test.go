@@ -150,7 +150,7 @@ routes:
   rated.c:     {lane: quick, handler: forward, url: %[2]s/rated, rate: 2/s}
   report.build: {lane: slow, handler: log}
 scheduler: {poll: 50ms, margin: 1s}
-drain: {batch: 10, margin: 1s, max_rate_wait: 3s}
+drain: {batch: 10, margin: 1s, max_rate_wait: 3s, rate_margin: 80ms}
 `, redistest.Prefix(t), srv.URL)
 		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

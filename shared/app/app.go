@@ -93,7 +93,7 @@ func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, boo
 	if reg == nil {
 		reg = handler.Default
 	}
-	lim, err := ratelimit.New(a.Redis, ratelimit.Options{Prefix: a.Config.Prefix, Clock: a.Clock})
+	lim, err := ratelimit.New(a.Redis, ratelimit.Options{Prefix: a.Config.Prefix, Clock: a.Clock, Margin: time.Duration(a.Config.Drain.RateMargin)})
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}

@@ -207,6 +207,10 @@ type Drain struct {
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
 	// one yields the key until the call is allowed, 1ms..14m. Default 2s.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
+	// RateMargin is added to the spacing of rate-limited calls, to absorb
+	// clock skew between drains and jitter between a call's slot and its
+	// arrival at the provider, 1ms..1s. Default 20ms.
+	RateMargin Duration `yaml:"rate_margin"`
 }
 
 // document is the file's shape: Config, with max_body read as a size.
@@ -376,6 +380,7 @@ func (c *Config) setDefaults() {
 	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(60*time.Second))
 	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
 	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(2*time.Second))
+	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(20*time.Millisecond))
 }
 
 // Route returns the route for event code, and whether there is one.

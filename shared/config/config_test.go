@@ -115,6 +115,7 @@ func TestDefaults(t *testing.T) {
 			ClaimTTL:    Duration(60 * time.Second),
 			Margin:      Duration(3 * time.Second),
 			MaxRateWait: Duration(2 * time.Second),
+			RateMargin:  Duration(20 * time.Millisecond),
 		},
 		Redis:      Redis{Auth: RedisAuthNone},
 		prefixFrom: "prefix",
@@ -151,7 +152,7 @@ routes:
     timeout: 1500ms
     headers: {X-Api-Version: "2"}
 scheduler: {poll: 10ms, margin: 1s, metrics_every: 1m}
-drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait: 0s}
+drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait: 0s, rate_margin: 150ms}
 `
 	c := mustParse(t, yml, nil)
 	if c.Shards != 64 || c.Prefix != "hook-2" || c.Tenant != "/a~1b/c~0d" || c.MaxBody != 1<<20 || c.DedupWindow != Duration(90*time.Minute) {
@@ -170,7 +171,7 @@ drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait
 		t.Fatalf("scheduler %+v", c.Scheduler)
 	}
 	// max_rate_wait: 0s is zero, so the default.
-	if c.Drain != (Drain{Batch: 1000, LeaseTTL: Duration(15 * time.Minute), ClaimTTL: Duration(time.Second), Margin: Duration(500 * time.Millisecond), MaxRateWait: Duration(2 * time.Second)}) {
+	if c.Drain != (Drain{Batch: 1000, LeaseTTL: Duration(15 * time.Minute), ClaimTTL: Duration(time.Second), Margin: Duration(500 * time.Millisecond), MaxRateWait: Duration(2 * time.Second), RateMargin: Duration(150 * time.Millisecond)}) {
 		t.Fatalf("drain %+v", c.Drain)
 	}
 }
@@ -344,6 +345,7 @@ routes:
 		{"claim_ttl", "+drain: {claim_ttl: 10ms}", nil, "config: drain.claim_ttl: 10ms is out of range 1s..15m"},
 		{"drain margin", "+drain: {margin: 20m}", nil, "config: drain.margin: 20m is out of range 1ms..14m"},
 		{"max_rate_wait", "+drain: {max_rate_wait: -2s}", nil, "config: drain.max_rate_wait: -2s is out of range 1ms..14m"},
+		{"rate_margin", "+drain: {rate_margin: 2s}", nil, "config: drain.rate_margin: 2s is out of range 1ms..1s"},
 		{"redis scheme", "", map[string]string{EnvRedisURL: "http://user:hunter2@h:6379"}, "config: HOOKLINE_REDIS_URL: scheme must be redis or rediss"},
 		{"redis host", "", map[string]string{EnvRedisURL: "redis://"}, "config: HOOKLINE_REDIS_URL: the host is missing"},
 		{"redis unparsable", "", map[string]string{EnvRedisURL: "redis://:hunter2@h:port"}, "config: HOOKLINE_REDIS_URL: not a valid URL"},

@@ -53,6 +53,7 @@
 //	  claim_ttl: 60s
 //	  margin: 3s
 //	  max_rate_wait: 2s
+//	  rate_margin: 20ms
 //
 // An absent setting, and one set to zero, takes its default. A setting the
 // package does not know is an error, so a misspelt name never goes unnoticed.
@@ -171,6 +172,11 @@
 //     Lambda deadline.
 //   - max_rate_wait (default 2s, 1ms..14m): a rate-limit wait longer than this
 //     is not slept away: the key yields until the call is allowed.
+//   - rate_margin (default 20ms, 1ms..1s): added to the spacing of
+//     rate-limited calls (a 2/s route's calls start at least 520ms apart), to
+//     absorb clock skew between drains and the jitter between a call's slot
+//     and its arrival. Raise it if a provider counts arrivals strictly over a
+//     jittery network.
 //
 // # Durations
 //

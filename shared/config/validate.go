@@ -106,6 +106,7 @@ func (c *Config) validate() error {
 	v.durRange("drain.claim_ttl", c.Drain.ClaimTTL, time.Second, 15*time.Minute)
 	v.durRange("drain.margin", c.Drain.Margin, time.Millisecond, maxLambdaWait)
 	v.durRange("drain.max_rate_wait", c.Drain.MaxRateWait, time.Millisecond, maxLambdaWait)
+	v.durRange("drain.rate_margin", c.Drain.RateMargin, time.Millisecond, time.Second)
 
 	c.validateEnv(&v)
 	return errors.Join(v.errs...)
