@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/lambdatest"
 	"github.com/hookline/hookline/shared/redistest"
 )
 
@@ -21,13 +18,9 @@ import (
 // again, and every webhook arrives, in order, the interrupted one at least
 // once with the same webhook-id (the idempotency key).
 func TestG4KillMidBatch(t *testing.T) {
-	bins := map[string]string{}
-	for _, fn := range []string{"ingest", "drain", "scheduler"} {
-		bins[fn] = lambdatest.Build(t, "github.com/hookline/hookline/functions/"+fn)
-	}
 	rdb := redistest.Standalone(t)
 
-	var drains *lambdatest.Pool
+	var st *stack
 	var mu sync.Mutex
 	var got []string // webhook ids in arrival order
 	killed := make(chan struct{})
@@ -41,7 +34,7 @@ func TestG4KillMidBatch(t *testing.T) {
 			// The drain is waiting for this answer: kill it now, so the
 			// answer below reaches no one.
 			once.Do(func() {
-				for _, f := range drains.Functions() {
+				for _, f := range st.drains.Functions() {
 					f.Kill()
 				}
 				close(killed)
@@ -51,7 +44,6 @@ func TestG4KillMidBatch(t *testing.T) {
 	}))
 	defer sink.Close()
 
-	cfgPath := filepath.Join(t.TempDir(), "hookline.yaml")
 	cfg := fmt.Sprintf(`
 prefix: %s
 tenant: /data/customer_id
@@ -62,21 +54,8 @@ routes:
 scheduler: {poll: 50ms, margin: 1s}
 drain: {batch: 10, lease_ttl: 2s, claim_ttl: 2s, margin: 1s}
 `, redistest.Prefix(t), sink.URL)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := redisEnv(rdb)
-	env["HOOKLINE_CONFIG"] = cfgPath
-	env["HOOKLINE_SIGNING_SECRETS"] = secret
-	ingest := lambdatest.Start(t, "ingest", bins["ingest"], env)
-	drains = lambdatest.StartPool(t, "drain", bins["drain"], env, 1)
-	ep := lambdatest.NewInvokeEndpoint(t)
-	ep.Register("hookline-drain", lambdatest.Handler(drains, 30*time.Second))
-	schedEnv := map[string]string{"HOOKLINE_DRAIN_FUNCTION": "hookline-drain", "AWS_ENDPOINT_URL_LAMBDA": ep.URL()}
-	for k, v := range env {
-		schedEnv[k] = v
-	}
-	scheduler := lambdatest.Start(t, "scheduler", bins["scheduler"], schedEnv)
+	st = startStack(t, rdb, cfg, secret, 1)
+	ingest, scheduler, ep := st.ingest, st.scheduler, st.ep
 	ctx := context.Background()
 
 	var sent []string

@@ -127,15 +127,10 @@ func redisEnv(rdb redis.UniversalClient) map[string]string {
 // a route with rate 2/s shared by 3 keys of one tenant never exceeds 2 calls
 // in any 1-second window at the sink; a duplicated drain event does nothing.
 func TestEndToEnd(t *testing.T) {
-	bins := map[string]string{}
-	for _, fn := range []string{"ingest", "drain", "scheduler"} {
-		bins[fn] = lambdatest.Build(t, "github.com/hookline/hookline/functions/"+fn)
-	}
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		s := &sink{}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
-		cfgPath := filepath.Join(t.TempDir(), "hookline.yaml")
 		cfg := fmt.Sprintf(`
 prefix: %s
 tenant: /data/customer_id
@@ -152,23 +147,8 @@ routes:
 scheduler: {poll: 50ms, margin: 1s}
 drain: {batch: 10, margin: 1s, max_rate_wait: 3s, rate_margin: 80ms}
 `, redistest.Prefix(t), srv.URL)
-		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		env := redisEnv(rdb)
-		env["HOOKLINE_CONFIG"] = cfgPath
-		env["HOOKLINE_SIGNING_SECRETS"] = "whsec_b2xkIHNlY3JldCByb3RhdGVkIG91dCBvZiB1c2U= " + secret
-		env["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-
-		ingest := lambdatest.Start(t, "ingest", bins["ingest"], env)
-		drains := lambdatest.StartPool(t, "drain", bins["drain"], env, 8)
-		ep := lambdatest.NewInvokeEndpoint(t)
-		ep.Register("hookline-drain", lambdatest.Handler(drains, 30*time.Second))
-		schedEnv := map[string]string{"HOOKLINE_DRAIN_FUNCTION": "hookline-drain", "AWS_ENDPOINT_URL_LAMBDA": ep.URL()}
-		for k, v := range env {
-			schedEnv[k] = v
-		}
-		scheduler := lambdatest.Start(t, "scheduler", bins["scheduler"], schedEnv)
+		st := startStack(t, rdb, cfg, "whsec_b2xkIHNlY3JldCByb3RhdGVkIG91dCBvZiB1c2U= "+secret, 8)
+		ingest, scheduler, ep := st.ingest, st.scheduler, st.ep
 		ctx := context.Background()
 
 		// Ingest: 4 tenants x 2 codes x 5 items, and 3 rated keys of one
