@@ -164,15 +164,14 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	}
 	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(r.Header)}
 	res, err := s.opt.Engine.Enqueue(r.Context(), lane, it)
+	if errors.Is(err, queue.ErrInvalidHeader) {
+		s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
+		return
+	}
 	if err != nil {
-		var code, msg = "unavailable", "storage is unavailable; retry later"
-		if errors.Is(err, queue.ErrInvalidHeader) {
-			s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
-			return
-		}
 		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
-		writeError(w, http.StatusServiceUnavailable, code, msg)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
 		return
 	}
 	if !res.New {
