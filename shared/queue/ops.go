@@ -122,18 +122,34 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 // LiveLeases counts the live leases of a lane over all shards: the number a
 // lane's concurrency cap is checked against.
 func (e *Engine) LiveLeases(ctx context.Context, lane string) (int64, error) {
+	n, err := e.LiveLeasesByLane(ctx, lane)
+	return n[lane], err
+}
+
+// LiveLeasesByLane counts the live leases of each lane in one round trip per
+// Redis node, as the scheduler does at every poll.
+func (e *Engine) LiveLeasesByLane(ctx context.Context, lanes ...string) (map[string]int64, error) {
 	now := "(" + strconv.FormatInt(e.nowMs(), 10)
-	cmds, err := perShard(ctx, e, "count leases", func(p redis.Pipeliner, s int) *redis.IntCmd {
-		return p.ZCount(ctx, e.ks.leased(s, lane), now, "+inf")
+	cmds := make([][]*redis.IntCmd, len(lanes))
+	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, lane := range lanes {
+			cmds[i] = make([]*redis.IntCmd, e.opt.Shards)
+			for s := range cmds[i] {
+				cmds[i][s] = p.ZCount(ctx, e.ks.leased(s, lane), now, "+inf")
+			}
+		}
+		return nil
 	})
-	if err != nil {
-		return 0, err
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("queue: count leases: %w", err)
 	}
-	var n int64
-	for _, c := range cmds {
-		n += c.Val()
+	out := make(map[string]int64, len(lanes))
+	for i, lane := range lanes {
+		for _, c := range cmds[i] {
+			out[lane] += c.Val()
+		}
 	}
-	return n, nil
+	return out, nil
 }
 
 // ReadyKeys returns up to n keys of lane that are claimable now, oldest first.

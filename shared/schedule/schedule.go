@@ -179,15 +179,14 @@ func (s *Scheduler) Run(ctx context.Context, deadline time.Time) (Stats, error) 
 // Poll claims each lane's free capacity once and dispatches the claimed
 // keys. It returns how many keys it claimed.
 func (s *Scheduler) Poll(ctx context.Context, st *Stats) (int, error) {
+	live, err := s.e.LiveLeasesByLane(ctx, s.lanes...)
+	if err != nil {
+		return 0, err
+	}
 	var leases []queue.Lease
 	var errs []error
 	for _, lane := range s.lanes {
-		live, err := s.e.LiveLeases(ctx, lane)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		free := s.opt.Lanes[lane] - int(live)
+		free := s.opt.Lanes[lane] - int(live[lane])
 		if free <= 0 {
 			continue
 		}
