@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookline/hookline/shared/clock"
@@ -140,9 +142,11 @@ func (o Options) validate() error {
 
 // Engine runs queue operations against Redis. It is safe for concurrent use.
 type Engine struct {
-	rdb redis.UniversalClient
-	opt Options
-	ks  keyspace
+	rdb   redis.UniversalClient
+	opt   Options
+	ks    keyspace
+	calls atomic.Uint64
+	heads sync.Map // lane -> *shardHeads
 }
 
 // New returns an Engine over rdb, a *redis.Client or *redis.ClusterClient.
@@ -294,12 +298,12 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 			chunk := idx[:min(len(idx), maxEnqueueChunk)]
 			idx = idx[len(chunk):]
 			keys := make([]string, 0, 1+4*len(chunk))
-			args := make([]any, 0, 2+3*len(chunk))
+			args := make([]any, 0, 3+3*len(chunk))
 			keys = append(keys, e.ks.lease(s))
-			args = append(args, now.UnixMilli(), window)
+			args = append(args, now.UnixMilli(), window, e.pruneFlag())
 			for _, i := range chunk {
 				it, lane, key := entries[i].Item, entries[i].Lane, res[i].Key
-				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key, it.ID), e.ks.ready(s, lane))
+				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key), e.ks.ready(s, lane))
 				args = append(args, key, lane, it.encode())
 			}
 			calls = append(calls, scriptCall{enqueueCmd, keys, args})
@@ -343,6 +347,10 @@ type Lease struct {
 	Invocation string `json:"invocation,omitempty"`
 	// Deadline is when the lease runs out unless extended.
 	Deadline time.Time `json:"deadline"`
+	// Slot is the lane slot the scheduler took for the drain it dispatched
+	// with this lease ("" when none): the drain holds it for its whole
+	// invocation and may work further keys of the lane in it.
+	Slot string `json:"slot,omitempty"`
 }
 
 // Claim leases up to n keys of lane that are ready now, oldest ready-at
@@ -445,6 +453,106 @@ func (e *Engine) leaseArgs(l *Lease, now int64) []any {
 	return []any{l.Key, l.Token, l.Invocation, now}
 }
 
+// window is the dedup window in ms for the scripts (0 = no dedup).
+func (e *Engine) window() int64 {
+	if e.opt.DedupWindow > 0 {
+		return e.opt.DedupWindow.Milliseconds()
+	}
+	return 0
+}
+
+// pruneFlag asks one enqueue call in pruneEvery to drop expired dedup ids.
+func (e *Engine) pruneFlag() int {
+	if e.calls.Add(1)%pruneEvery == 0 {
+		return 1
+	}
+	return 0
+}
+
+// pruneEvery: one enqueue call in pruneEvery prunes the dedup sets it
+// touches, so an expired id lingers for a few more items of its key at most.
+const pruneEvery = 8
+
+// Step is what one round trip of a drain does to its leased key, in this
+// order: activate the lease, ack head items, read the next items.
+type Step struct {
+	// Activate binds an unbound lease (fresh from Claim) to the lease's
+	// Invocation and renews it for LeaseTTL. A lease bound to another
+	// invocation gives ErrLeaseActive.
+	Activate bool
+	// Ack names the items to remove from the head, head first: they must be
+	// the first len(Ack) items or nothing changes (ErrHeadMismatch).
+	Ack []string
+	// ResetAttempts clears the head's failure count with the ack; set it
+	// when the acked head had failed before.
+	ResetAttempts bool
+	// Fetch reads up to min(Fetch, MaxBatch) items from the head after the
+	// ack (0: none).
+	Fetch int
+	// Depth asks for the queue length after the ack.
+	Depth bool
+	// Release ends the lease when the queue is found empty, sparing the
+	// drain a Yield.
+	Release bool
+}
+
+// Step runs s on the leased key in one script call. A queue found empty
+// (Batch.Depth 0) has left the ready index; with s.Release the lease has
+// ended too (Batch.Released).
+func (e *Engine) Step(ctx context.Context, l *Lease, st Step) (*Batch, error) {
+	s := e.ks.shardOf(l.Key)
+	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.dedup(s, l.Key)}
+	activate := int64(0)
+	if st.Activate {
+		if l.Invocation == "" {
+			return nil, errors.New("queue: activate: empty invocation id")
+		}
+		activate = e.opt.LeaseTTL.Milliseconds()
+	}
+	fetch := 0
+	if st.Fetch > 0 {
+		fetch = min(st.Fetch, e.opt.MaxBatch)
+	}
+	args := make([]any, 0, 10+len(st.Ack))
+	args = append(args, e.leaseArgs(l, e.nowMs())...)
+	args = append(args, activate, flag(st.ResetAttempts), fetch, flag(st.Depth), flag(st.Release), e.window())
+	for _, id := range st.Ack {
+		args = append(args, id)
+	}
+	vals, err := stepCmd.Run(ctx, e.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("queue: step %s: %w", l.Key, err)
+	}
+	if code, _ := vals[0].(int64); code < 0 {
+		return nil, codeErr(code)
+	}
+	b := &Batch{Depth: vals[1].(int64), Attempts: int(vals[2].(int64)), Paused: vals[3].(int64) == 1}
+	if dl := vals[0].(int64); dl == 0 {
+		b.Released = true
+	} else {
+		l.Deadline = time.UnixMilli(dl)
+	}
+	if len(vals) > 4 {
+		b.Items = make([]*Item, 0, len(vals)-4)
+	}
+	for _, v := range vals[4:] {
+		str, _ := v.(string)
+		it, err := decodeItem([]byte(str), l.Key)
+		if err != nil {
+			return nil, fmt.Errorf("queue: fetch %s: %w", l.Key, err)
+		}
+		b.Items = append(b.Items, it)
+	}
+	return b, nil
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // Activate binds the lease to invocation (a Lambda request id, say) and
 // renews it for LeaseTTL. A second, different invocation gets
 // ErrLeaseActive; the same invocation may activate again. A lease that ran
@@ -453,18 +561,12 @@ func (e *Engine) Activate(ctx context.Context, l *Lease, invocation string) erro
 	if invocation == "" {
 		return errors.New("queue: activate: empty invocation id")
 	}
-	s := e.ks.shardOf(l.Key)
-	now := e.nowMs()
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane)}
-	dl, err := activateCmd.Run(ctx, e.rdb, keys, l.Key, l.Token, invocation, now, e.opt.LeaseTTL.Milliseconds()).Int64()
-	if err != nil {
-		return fmt.Errorf("queue: activate: %w", err)
-	}
-	if err := codeErr(dl); err != nil {
+	prev := l.Invocation
+	l.Invocation = invocation
+	if _, err := e.Step(ctx, l, Step{Activate: true}); err != nil {
+		l.Invocation = prev
 		return err
 	}
-	l.Invocation = invocation
-	l.Deadline = time.UnixMilli(dl)
 	return nil
 }
 
@@ -494,34 +596,16 @@ type Batch struct {
 	Attempts int
 	// Paused is set when an operator paused the key: the holder should yield.
 	Paused bool
-	// Depth is the queue's length.
+	// Depth is the queue's length, or -1 when the step did not read it.
 	Depth int64
+	// Released is set when the step ended the lease on an empty queue.
+	Released bool
 }
 
 // Fetch returns up to n items from the head of the leased key's queue
-// without removing them.
+// without removing them, and the queue's length.
 func (e *Engine) Fetch(ctx context.Context, l *Lease, n int) (*Batch, error) {
-	n = min(max(n, 1), e.opt.MaxBatch)
-	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
-	args := append(e.leaseArgs(l, e.nowMs()), n)
-	vals, err := fetchCmd.Run(ctx, e.rdb, keys, args...).Slice()
-	if err != nil {
-		return nil, fmt.Errorf("queue: fetch: %w", err)
-	}
-	if code, _ := vals[0].(int64); code < 0 {
-		return nil, codeErr(code)
-	}
-	b := &Batch{Attempts: int(vals[0].(int64)), Paused: vals[1].(int64) == 1, Depth: vals[2].(int64)}
-	for _, v := range vals[3:] {
-		str, _ := v.(string)
-		it, err := decodeItem([]byte(str))
-		if err != nil {
-			return nil, fmt.Errorf("queue: fetch %s: %w", l.Key, err)
-		}
-		b.Items = append(b.Items, it)
-	}
-	return b, nil
+	return e.Step(ctx, l, Step{Fetch: max(n, 1), Depth: true})
 }
 
 // Ack removes the items with ids from the head of the leased key's queue;
@@ -532,17 +616,11 @@ func (e *Engine) Ack(ctx context.Context, l *Lease, ids ...string) (int64, error
 	if len(ids) == 0 {
 		return 0, errors.New("queue: ack: no ids")
 	}
-	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane)}
-	args := e.leaseArgs(l, e.nowMs())
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	left, err := ackCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	b, err := e.Step(ctx, l, Step{Ack: ids, ResetAttempts: true, Depth: true})
 	if err != nil {
-		return 0, fmt.Errorf("queue: ack: %w", err)
+		return 0, err
 	}
-	return left, codeErr(left)
+	return b.Depth, nil
 }
 
 // Yield ends the lease. A key with work goes back to the ready index at
@@ -644,7 +722,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	s := e.ks.shardOf(l.Key)
 	keys := []string{
 		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.queue(s, l.Key),
-		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s),
+		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s), e.ks.dedup(s, l.Key),
 	}
 	policy := cmp.Or(f.Policy, DeadLetter)
 	if policy != DeadLetter && policy != Park {
@@ -660,7 +738,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	}
 	args := append(e.leaseArgs(l, e.nowMs()), id, oneLine(f.Reason), max(f.MaxAttempts, 1), string(policy),
 		e.opt.BackoffBase.Milliseconds(), e.opt.BackoffCap.Milliseconds(),
-		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane)
+		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane, e.window())
 	vals, err := failCmd.Run(ctx, e.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return FailResult{}, fmt.Errorf("queue: fail: %w", err)
@@ -699,7 +777,7 @@ func (e *Engine) keyLanes(ctx context.Context, key string) (lane, deadLane strin
 		return "", "", fmt.Errorf("queue: read lane of %s: %w", key, err)
 	}
 	if rec := dead.Val(); rec != "" {
-		if d, err := decodeDead([]byte(rec)); err == nil {
+		if d, err := decodeDead([]byte(rec), key); err == nil {
 			deadLane = d.Lane
 		}
 	}
@@ -739,7 +817,7 @@ func (e *Engine) Redrive(ctx context.Context, key string, n int) (int, error) {
 		if lane == "" {
 			return 0, nil // no work and no dead letters
 		}
-		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s)}
+		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key)}
 		return redriveCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), max(n, 0), lane).Int64()
 	})
 	if err != nil {
@@ -757,8 +835,8 @@ func (e *Engine) Skip(ctx context.Context, key, note string) (bool, error) {
 		if lane == "" {
 			return 0, nil // nothing queued
 		}
-		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s)}
-		return skipCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane, oneLine("skipped by operator: "+note)).Int64()
+		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key)}
+		return skipCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane, oneLine("skipped by operator: "+note), e.window()).Int64()
 	})
 	if err != nil {
 		return false, fmt.Errorf("queue: skip %s: %w", key, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -140,42 +141,48 @@ func containsAny(s, chars string) bool {
 	return false
 }
 
-// The envelope is how an item is stored in its queue list:
+// The envelope is how an item is stored in its queue list. It holds only
+// what the queue's key name does not already say (the tenant and code are
+// the key):
 //
-//	hl1 <id>\n<received-at ms>\n<tenant>\n<code>\n<header count>\n
-//	<name>: <value>\n   (once per header)
+//	@<id> <received-at ms>[ <header count>]\n
+//	<name>: <value>\n   (once per kept header)
 //	<body bytes, exactly as received>
 //
-// The id comes first so scripts can read it with one anchored match without
-// decoding the rest. The overhead over the body is envelopeFixed bytes plus
-// len(id)+len(tenant)+len(code), plus len(name)+len(value)+3 per header, plus
-// one byte per extra digit of the header count or of a received-at beyond 13
-// digits (after the year 2286). With a 26-byte generated id and no headers
-// that is 49 bytes plus the key.
-const envelopeFixed = 23
+// The header count is left out when it is zero. The id comes first so
+// scripts can read it with one anchored match without decoding the rest.
+// The overhead over the body is envelopeFixed bytes plus len(id), plus
+// len(name)+len(value)+3 per header and 1+digits for a non-zero header
+// count, plus one byte per digit of received-at beyond 13 (after the year
+// 2286). With a 26-byte generated id and no headers that is 42 bytes.
+//
+// Envelopes written by earlier versions ("hl1 <id>\n<ms>\n<tenant>\n<code>\n
+// <header count>\n" ...) still decode, so an upgrade loses no queued item.
+const envelopeFixed = 16
 
-const envelopeMagic = "hl1 "
+const (
+	envelopeMagic   = "@"
+	envelopeMagicV1 = "hl1 "
+)
 
 // errBadEnvelope reports a stored envelope that does not decode.
 var errBadEnvelope = errors.New("queue: malformed envelope")
 
 // encode renders it as an envelope.
 func (it *Item) encode() []byte {
-	n := len(envelopeMagic) + len(it.ID) + 32 + len(it.Tenant) + len(it.Code) + len(it.Body)
+	n := envelopeFixed + 8 + len(it.ID) + len(it.Body)
 	for _, h := range it.Headers {
 		n += len(h.Name) + len(h.Value) + 3
 	}
 	b := make([]byte, 0, n)
 	b = append(b, envelopeMagic...)
 	b = append(b, it.ID...)
-	b = append(b, '\n')
+	b = append(b, ' ')
 	b = strconv.AppendInt(b, it.ReceivedAt.UnixMilli(), 10)
-	b = append(b, '\n')
-	b = append(b, it.Tenant...)
-	b = append(b, '\n')
-	b = append(b, it.Code...)
-	b = append(b, '\n')
-	b = strconv.AppendInt(b, int64(len(it.Headers)), 10)
+	if len(it.Headers) > 0 {
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(len(it.Headers)), 10)
+	}
 	b = append(b, '\n')
 	for _, h := range it.Headers {
 		b = append(b, h.Name...)
@@ -186,12 +193,74 @@ func (it *Item) encode() []byte {
 	return append(b, it.Body...)
 }
 
-// decodeItem parses an envelope. The body aliases b.
-func decodeItem(b []byte) (*Item, error) {
+// decodeItem parses an envelope of the queue of key. The body aliases b.
+func decodeItem(b []byte, key string) (*Item, error) {
+	if bytes.HasPrefix(b, []byte(envelopeMagicV1)) {
+		return decodeItemV1(b)
+	}
 	if !bytes.HasPrefix(b, []byte(envelopeMagic)) {
 		return nil, errBadEnvelope
 	}
-	rest := b[len(envelopeMagic):]
+	var it Item
+	var ok bool
+	if it.Tenant, it.Code, ok = strings.Cut(key, ":"); !ok {
+		return nil, errBadEnvelope
+	}
+	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 {
+		return nil, errBadEnvelope
+	}
+	first := strings.Split(string(b[len(envelopeMagic):nl]), " ")
+	rest := b[nl+1:]
+	if len(first) < 2 || len(first) > 3 || first[0] == "" {
+		return nil, errBadEnvelope
+	}
+	it.ID = first[0]
+	msec, ok := canonicalInt(first[1])
+	if !ok {
+		return nil, errBadEnvelope
+	}
+	it.ReceivedAt = time.UnixMilli(msec)
+	n := 0
+	if len(first) == 3 {
+		n64, ok := canonicalInt(first[2])
+		if !ok || n64 < 1 || n64 > int64(len(rest)) {
+			return nil, errBadEnvelope
+		}
+		n = int(n64)
+	}
+	if it.Headers, rest, ok = decodeHeaders(rest, n); !ok {
+		return nil, errBadEnvelope
+	}
+	it.Body = rest
+	return &it, nil
+}
+
+// decodeHeaders reads n "name: value" lines from the start of b.
+func decodeHeaders(b []byte, n int) ([]Header, []byte, bool) {
+	if n == 0 {
+		return nil, b, true
+	}
+	hs := make([]Header, 0, n)
+	for range n {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			return nil, nil, false
+		}
+		name, value, found := cutHeader(string(b[:i]))
+		if !found {
+			return nil, nil, false
+		}
+		hs = append(hs, Header{Name: name, Value: value})
+		b = b[i+1:]
+	}
+	return hs, b, true
+}
+
+// decodeItemV1 parses an envelope of the first format, which repeated the
+// tenant and code.
+func decodeItemV1(b []byte) (*Item, error) {
+	rest := b[len(envelopeMagicV1):]
 	line := func() (string, bool) {
 		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
@@ -225,23 +294,11 @@ func decodeItem(b []byte) (*Item, error) {
 		return nil, errBadEnvelope
 	}
 	n64, ok := canonicalInt(count)
-	n := int(n64)
-	if !ok || n < 0 || n > len(rest) {
+	if !ok || n64 < 0 || n64 > int64(len(rest)) {
 		return nil, errBadEnvelope
 	}
-	if n > 0 {
-		it.Headers = make([]Header, 0, n)
-	}
-	for range n {
-		h, ok := line()
-		if !ok {
-			return nil, errBadEnvelope
-		}
-		name, value, found := cutHeader(h)
-		if !found {
-			return nil, errBadEnvelope
-		}
-		it.Headers = append(it.Headers, Header{Name: name, Value: value})
+	if it.Headers, rest, ok = decodeHeaders(rest, int(n64)); !ok {
+		return nil, errBadEnvelope
 	}
 	it.Body = rest
 	return &it, nil

@@ -21,10 +21,13 @@ import (
 //	<p>:{NN}:paused         ZSET   key -> paused-at ms
 //	<p>:{NN}:q:<key>        LIST   item envelopes, head = oldest
 //	<p>:{NN}:m:<key>        HASH   lane, attempts, err, paused
-//	<p>:{NN}:d:<key>:<id>   STRING dedup marker (the only keys with a TTL)
+//	<p>:{NN}:dd:<key>       ZSET   dedup set: item id -> end of its window ms
+//	                               (a TTL only once the key's queue is empty)
 //	<p>:{NN}:dlq:<key>      LIST   dead-letter records, oldest first
 //	<p>:{NN}:dlqidx         ZSET   key -> last dead-at ms
 //	<p>:singleton:<name>    STRING "owner|deadline ms" of a singleton lease
+//	<p>:slots:<lane>        ZSET   drain slot id -> deadline ms (lane concurrency)
+//	<p>:wake                LIST   at most one element: "there is new work"
 type keyspace struct {
 	prefix string
 	shards int
@@ -49,11 +52,11 @@ func (ks keyspace) dlqIndex(s int) string            { return ks.tag(s) + "dlqid
 func (ks keyspace) queue(s int, key string) string   { return ks.tag(s) + "q:" + key }
 func (ks keyspace) meta(s int, key string) string    { return ks.tag(s) + "m:" + key }
 func (ks keyspace) dlq(s int, key string) string     { return ks.tag(s) + "dlq:" + key }
-func (ks keyspace) dedup(s int, key, id string) string {
-	return ks.tag(s) + "d:" + key + ":" + id
-}
+func (ks keyspace) dedup(s int, key string) string   { return ks.tag(s) + "dd:" + key }
 
 func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
+func (ks keyspace) slots(lane string) string     { return ks.prefix + ":slots:" + lane }
+func (ks keyspace) wake() string                 { return ks.prefix + ":wake" }
 
 // ms renders a Unix millisecond time for ARGV.
 func ms(v int64) string { return strconv.FormatInt(v, 10) }

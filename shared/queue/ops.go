@@ -25,7 +25,7 @@ type DeadItem struct {
 
 // A dead-letter record is "dead1 <dead-at ms> <attempts> <lane>\n<reason>\n"
 // followed by the item's envelope.
-func decodeDead(b []byte) (*DeadItem, error) {
+func decodeDead(b []byte, key string) (*DeadItem, error) {
 	head, rest, ok := bytes.Cut(b, []byte("\n"))
 	if !ok {
 		return nil, errBadEnvelope
@@ -43,7 +43,7 @@ func decodeDead(b []byte) (*DeadItem, error) {
 	if err1 != nil || err2 != nil {
 		return nil, errBadEnvelope
 	}
-	it, err := decodeItem(env)
+	it, err := decodeItem(env, key)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +251,7 @@ func (e *Engine) Inspect(ctx context.Context, key string) (KeyInfo, error) {
 	info := KeyInfo{Key: key, Lane: m["lane"], Depth: depth.Val(), LastError: m["err"], Paused: m["paused"] == "1", Dead: dead.Val()}
 	info.Attempts, _ = strconv.Atoi(m["attempts"])
 	if h := head.Val(); h != "" {
-		if it, err := decodeItem([]byte(h)); err == nil {
+		if it, err := decodeItem([]byte(h), key); err == nil {
 			info.OldestAge = now.Sub(it.ReceivedAt)
 		}
 	}
@@ -342,7 +342,7 @@ func (e *Engine) Top(ctx context.Context, by Order, n int) ([]KeyLoad, error) {
 			}
 			kl := KeyLoad{Key: r.key, Lane: r.lane, Depth: depths[i].Val(), Paused: r.paused}
 			if heads[i] != nil {
-				if it, err := decodeItem([]byte(heads[i].Val())); err == nil {
+				if it, err := decodeItem([]byte(heads[i].Val()), r.key); err == nil {
 					kl.OldestAge = now.Sub(it.ReceivedAt)
 				}
 			}
@@ -414,7 +414,7 @@ func (e *Engine) DeadItems(ctx context.Context, key string, start, n int) ([]*De
 	}
 	out := make([]*DeadItem, 0, len(recs))
 	for _, r := range recs {
-		d, err := decodeDead([]byte(r))
+		d, err := decodeDead([]byte(r), key)
 		if err != nil {
 			return out, fmt.Errorf("queue: dead item of %s: %w", key, err)
 		}

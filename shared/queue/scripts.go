@@ -39,39 +39,51 @@ local function held(h, k, tok, inv, now)
   return r == '' or r == inv
 end
 local function item_id(e)
-  return string.match(e, '^hl%d+ ([^\n]*)\n')
+  return string.match(e, '^@([^ \n]*) ') or string.match(e, '^hl%d+ ([^\n]*)\n')
+end
+-- emptied runs when a key's queue has just become empty: the key leaves
+-- the ready index and forgets its lane, and its dedup set, which needs no
+-- TTL while items are queued, lives one more window (its newest entry ends
+-- no later than that).
+local function emptied(rd, m, d, key, window)
+  redis.call('ZREM', rd, key)
+  redis.call('HDEL', m, 'lane')
+  if window ~= '0' then redis.call('PEXPIRE', d, window) end
 end
 -- bury moves the head envelope (already popped) to the dead letters and, when
 -- the queue is left empty, takes the key out of the ready index.
-local function bury(q, m, dlq, idx, rd, key, env, now, attempts, lane, reason)
+local function bury(q, m, dlq, idx, rd, d, key, env, now, attempts, lane, reason, window)
   redis.call('RPUSH', dlq, 'dead1 ' .. now .. ' ' .. attempts .. ' ' .. lane .. '\n' .. reason .. '\n' .. env)
   redis.call('ZADD', idx, now, key)
   redis.call('HDEL', m, 'attempts', 'err')
-  if redis.call('LLEN', q) == 0 then
-    redis.call('ZREM', rd, key)
-    redis.call('HDEL', m, 'lane')
-  end
+  if redis.call('LLEN', q) == 0 then emptied(rd, m, d, key, window) end
 end
 `
 
-// enqueueCmd appends items to their keys' queues, skipping items whose dedup
-// marker exists, and indexes keys that were idle.
+// enqueueCmd appends items to their keys' queues, skipping items whose id
+// is in the key's dedup set inside its window, and indexes keys that were
+// idle.
 //
 // KEYS[1] -> <p>:{NN}:lease
 // then for item i (j = 1 + 4*(i-1)):
-// KEYS[j+1] -> q:<key>   KEYS[j+2] -> m:<key>   KEYS[j+3] -> d:<key>:<id>
+// KEYS[j+1] -> q:<key>   KEYS[j+2] -> m:<key>   KEYS[j+3] -> dd:<key>
 // KEYS[j+4] -> ready:<lane>
 // ARGV[1] -> now ms   ARGV[2] -> dedup window ms (0 = no dedup)
-// then for item i (a = 2 + 3*(i-1)):
+// ARGV[3] -> prune (1 = drop the expired ids of each dedup set touched)
+// then for item i (a = 3 + 3*(i-1)):
 // ARGV[a+1] -> key    ARGV[a+2] -> lane    ARGV[a+3] -> envelope
 //
 // Returns, per item, new (1 stored, 0 duplicate) and ready (1 if the key
 // became claimable now), flattened.
 //
-// A dedup marker holds the end of its window in ms, so the window follows the
-// caller's clock; its PX expiry only cleans it up.
+// The dedup set of a key is a ZSET id -> end of its window (ms), so the
+// window follows the caller's clock. Expired ids are dropped when the caller
+// asks (one call in a few), and the whole set expires one window after the
+// key's queue empties.
 //
-// A key that is leased with an empty queue is indexed at its lease deadline,
+// A key with queued items is always indexed (ready, leased, delayed) or
+// paused, so only an item that finds its queue empty does the indexing. A
+// key that is leased with an empty queue is indexed at its lease deadline,
 // so the running drain keeps it. A key whose recorded lane differs from the
 // item's stays in its recorded lane until its queue empties.
 var enqueueCmd = newScript(leaseLua + `
@@ -81,25 +93,27 @@ local out = {}
 local n = (#KEYS - 1) / 4
 for i = 1, n do
   local j = 1 + 4 * (i - 1)
-  local a = 2 + 3 * (i - 1)
+  local a = 3 + 3 * (i - 1)
   local q, m, d, rd = KEYS[j+1], KEYS[j+2], KEYS[j+3], KEYS[j+4]
-  local key, lane = ARGV[a+1], ARGV[a+2]
+  local key, lane, env = ARGV[a+1], ARGV[a+2], ARGV[a+3]
   local fresh = true
   if window > 0 then
-    local seen = redis.call('GET', d)
-    if seen and tonumber(seen) > now then
-      fresh = false
-    else
-      redis.call('SET', d, tostring(now + window), 'PX', ARGV[2])
+    local id = item_id(env)
+    local till = tostring(now + window)
+    if redis.call('ZADD', d, 'NX', till, id) == 0 then
+      if tonumber(redis.call('ZSCORE', d, id)) > now then
+        fresh = false
+      else
+        redis.call('ZADD', d, 'XX', till, id)
+      end
     end
+    if ARGV[3] == '1' then redis.call('ZREMRANGEBYSCORE', d, '-inf', ARGV[1]) end
   end
   local ready = 0
-  if fresh then
-    if redis.call('RPUSH', q, ARGV[a+3]) == 1 then
-      redis.call('HSET', m, 'lane', lane)
-    end
-    if redis.call('HGET', m, 'paused') ~= '1' and redis.call('HGET', m, 'lane') == lane
-       and not redis.call('ZSCORE', rd, key) then
+  if fresh and redis.call('RPUSH', q, env) == 1 then
+    if window > 0 then redis.call('PERSIST', d) end
+    redis.call('HSET', m, 'lane', lane)
+    if redis.call('HGET', m, 'paused') ~= '1' then
       local score = now
       local t, dl = lease_of(KEYS[1], key)
       if t and dl > now then
@@ -152,24 +166,110 @@ end
 return out
 `)
 
-// activateCmd binds a lease to one invocation and renews its deadline.
+// claimNextCmd leases the oldest key of one shard and lane that is ready at
+// now, bound at once to the calling invocation: a work-conserving drain
+// takes its next key with it. The key is chosen inside the script, so two
+// drains asking at once get different keys.
 //
-// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> leased:<lane>
+// KEYS[1] -> ready:<lane>   KEYS[2] -> leased:<lane>   KEYS[3] -> lease
+// KEYS[4] -> seq
+// ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3] -> invocation id
+//
+// Returns {key, token, next} where key is "" when nothing is ready, and next
+// is the ready-at of the shard's oldest remaining key (-1 if none).
+var claimNextCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[1])
+local dl = now + tonumber(ARGV[2])
+local key, tok = '', '0'
+for _ = 1, 8 do
+  local z = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1)
+  if #z == 0 then break end
+  local k = z[1]
+  local t, ldl = lease_of(KEYS[3], k)
+  if t and ldl > now then
+    redis.call('ZADD', KEYS[1], ldl, k) -- a live lease: its deadline is its score
+  else
+    tok = tostring(redis.call('INCR', KEYS[4]))
+    redis.call('HSET', KEYS[3], k, tok .. '|' .. dl .. '|' .. ARGV[3])
+    redis.call('ZADD', KEYS[1], dl, k)
+    redis.call('ZADD', KEYS[2], dl, k)
+    key = k
+    break
+  end
+end
+local nz = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local nxt = '-1'
+if #nz == 2 then nxt = nz[2] end
+return {key, tok, nxt}
+`)
+
+// stepCmd is a drain's one round trip per item: it optionally activates the
+// lease (binds it to the invocation), acks the head items, and reads the
+// next items, in one script.
+//
+// KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
+// KEYS[4] -> ready:<lane>   KEYS[5] -> leased:<lane>   KEYS[6] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
-// ARGV[4] -> now ms   ARGV[5] -> lease ttl ms
+// ARGV[4] -> now ms   ARGV[5] -> activate ttl ms (0 = no activation)
+// ARGV[6] -> 1 to reset the head attempts with the ack
+// ARGV[7] -> items to read (0 = none)   ARGV[8] -> 1 to return the length
+// ARGV[9] -> 1 to end the lease when the queue is found empty
+// ARGV[10] -> dedup window ms   ARGV[11..] -> ids to ack, head first
 //
-// Returns the new deadline, -1 if the lease is lost, -3 if another
-// invocation holds it. Activating again with the same invocation succeeds.
-var activateCmd = newScript(leaseLua + `
+// Returns {-1} if the lease is lost, {-3} if activation finds it bound to
+// another invocation, {-2} if the head items are not the acked ids (nothing
+// changed); else {deadline, depth or -1, head attempts, paused, envelope...}
+// where deadline is the lease's (0 when it ended because the queue is
+// empty). Attempts and paused are read only along with items.
+var stepCmd = newScript(leaseLua + `
+local key = ARGV[1]
 local now = tonumber(ARGV[4])
-local t, d, r = lease_of(KEYS[1], ARGV[1])
-if t == nil or t ~= ARGV[2] or d <= now then return -1 end
-if r ~= '' and r ~= ARGV[3] then return -3 end
-local dl = now + tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], ARGV[1], t .. '|' .. dl .. '|' .. ARGV[3])
-redis.call('ZADD', KEYS[2], 'XX', dl, ARGV[1])
-redis.call('ZADD', KEYS[3], dl, ARGV[1])
-return dl
+local t, dl, r = lease_of(KEYS[1], key)
+if t == nil or t ~= ARGV[2] or dl <= now then return {-1} end
+if r ~= ARGV[3] then
+  if r ~= '' then return {ARGV[5] == '0' and -1 or -3} end
+  if ARGV[5] ~= '0' then
+    dl = now + tonumber(ARGV[5])
+    redis.call('HSET', KEYS[1], key, t .. '|' .. dl .. '|' .. ARGV[3])
+    redis.call('ZADD', KEYS[4], 'XX', dl, key)
+    redis.call('ZADD', KEYS[5], dl, key)
+  end
+end
+if #ARGV > 10 then
+  local popped = {}
+  for i = 11, #ARGV do
+    local head = redis.call('LPOP', KEYS[2])
+    if head then popped[#popped+1] = head end
+    if not head or item_id(head) ~= ARGV[i] then
+      for k = #popped, 1, -1 do redis.call('LPUSH', KEYS[2], popped[k]) end
+      return {-2}
+    end
+  end
+  if ARGV[6] == '1' then redis.call('HDEL', KEYS[3], 'attempts', 'err') end
+end
+local depth = -1
+local want = tonumber(ARGV[7])
+local items = {}
+if want > 0 then items = redis.call('LRANGE', KEYS[2], 0, want - 1) end
+if ARGV[8] == '1' or (want > 0 and #items == 0) then
+  depth = redis.call('LLEN', KEYS[2])
+end
+if depth == 0 then
+  emptied(KEYS[4], KEYS[3], KEYS[6], key, ARGV[10])
+  if ARGV[9] == '1' then
+    redis.call('HDEL', KEYS[1], key)
+    redis.call('ZREM', KEYS[5], key)
+    dl = 0
+  end
+end
+local out = {dl, depth, 0, 0}
+if #items > 0 then
+  local mm = redis.call('HMGET', KEYS[3], 'attempts', 'paused')
+  out[3] = tonumber(mm[1] or '0')
+  out[4] = mm[2] == '1' and 1 or 0
+  for i = 1, #items do out[#out+1] = items[i] end
+end
+return out
 `)
 
 // extendCmd renews a held lease.
@@ -187,56 +287,6 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. dl .. '|' .. ARGV[3])
 redis.call('ZADD', KEYS[2], 'XX', dl, ARGV[1])
 redis.call('ZADD', KEYS[3], dl, ARGV[1])
 return dl
-`)
-
-// fetchCmd peeks at the head of a leased key's queue. Items stay in the queue
-// until acked.
-//
-// KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
-// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
-// ARGV[4] -> now ms   ARGV[5] -> batch size
-//
-// Returns {-1} if the lease is lost, else {head attempts, paused (0/1),
-// queue length, envelope 1, envelope 2, ...}.
-var fetchCmd = newScript(leaseLua + `
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])) then return {-1} end
-local out = {
-  tonumber(redis.call('HGET', KEYS[3], 'attempts') or '0'),
-  redis.call('HGET', KEYS[3], 'paused') == '1' and 1 or 0,
-  redis.call('LLEN', KEYS[2]),
-}
-local items = redis.call('LRANGE', KEYS[2], 0, tonumber(ARGV[5]) - 1)
-for i = 1, #items do out[#out+1] = items[i] end
-return out
-`)
-
-// ackCmd removes exactly the acknowledged items from the head of a leased
-// key's queue. When the queue empties the key leaves the ready index (the
-// lease stays until the drain yields).
-//
-// KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
-// KEYS[4] -> ready:<lane>
-// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
-// ARGV[4] -> now ms   ARGV[5..] -> item ids, head first
-//
-// Returns the queue length left, -1 if the lease is lost, -2 if the head
-// items are not the given ids (nothing is removed then).
-var ackCmd = newScript(leaseLua + `
-if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])) then return -1 end
-local n = #ARGV - 4
-local head = redis.call('LRANGE', KEYS[2], 0, n - 1)
-if #head ~= n then return -2 end
-for i = 1, n do
-  if item_id(head[i]) ~= ARGV[4 + i] then return -2 end
-end
-redis.call('LTRIM', KEYS[2], n, -1)
-redis.call('HDEL', KEYS[3], 'attempts', 'err')
-local left = redis.call('LLEN', KEYS[2])
-if left == 0 then
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[3], 'lane')
-end
-return left
 `)
 
 // yieldCmd ends a lease. A key with work goes back to the ready index at
@@ -272,13 +322,14 @@ return 1
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> leased:<lane>
 // KEYS[4] -> q:<key>   KEYS[5] -> m:<key>   KEYS[6] -> dlq:<key>
-// KEYS[7] -> dlqidx   KEYS[8] -> paused
+// KEYS[7] -> dlqidx   KEYS[8] -> paused   KEYS[9] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> item id   ARGV[6] -> reason (one line)
 // ARGV[7] -> max attempts   ARGV[8] -> "dead-letter" or "park"
 // ARGV[9] -> backoff base ms   ARGV[10] -> backoff cap ms
 // ARGV[11] -> jitter in [0,1)   ARGV[12] -> retry-at ms (0 = backoff)
 // ARGV[13] -> permanent (1 = exhaust now)   ARGV[14] -> lane
+// ARGV[15] -> dedup window ms
 //
 // Returns {outcome, attempts, ready-at ms}: outcome 1 = retry later (lease
 // ended, key ready at ready-at), 2 = dead-lettered (lease kept, next item is
@@ -302,7 +353,7 @@ if ARGV[13] == '1' or attempts >= tonumber(ARGV[7]) then
     return {3, attempts, 0}
   end
   redis.call('LPOP', KEYS[4])
-  bury(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[2], key, head, now, attempts, ARGV[14], ARGV[6])
+  bury(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[2], KEYS[9], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15])
   return {2, attempts, 0}
 end
 local at = tonumber(ARGV[12])
@@ -328,6 +379,7 @@ return {1, attempts, at}
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
+// KEYS[7] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> now ms   ARGV[3] -> count (0 = all)
 // ARGV[4] -> lane (the key's recorded lane, or the lane to record)
 //
@@ -345,6 +397,7 @@ local n = tonumber(ARGV[3])
 if n == 0 or n > total then n = total end
 if n == 0 then return 0 end
 local recs = redis.call('LRANGE', KEYS[5], 0, n - 1)
+if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('PERSIST', KEYS[7]) end
 for i = n, 1, -1 do
   local s = string.find(recs[i], '\n', 1, true)
   s = string.find(recs[i], '\n', s + 1, true)
@@ -366,7 +419,9 @@ return n
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
+// KEYS[7] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> now ms   ARGV[3] -> lane   ARGV[4] -> reason
+// ARGV[5] -> dedup window ms
 //
 // Returns 1 if an item was skipped, 0 if the queue is empty, -4 if the key
 // is leased, -5 if its recorded lane is not ARGV[3].
@@ -383,7 +438,7 @@ end
 local head = redis.call('LPOP', KEYS[3])
 if not head then return 0 end
 local attempts = tonumber(redis.call('HGET', KEYS[4], 'attempts') or '0')
-bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], key, head, now, attempts, ARGV[3], ARGV[4])
+bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[7], key, head, now, attempts, ARGV[3], ARGV[4], ARGV[5])
 return 1
 `)
 
@@ -455,6 +510,42 @@ if v and string.match(v, '^(.*)|%d+$') == ARGV[1] then
   return 1
 end
 return 0
+`)
+
+// acquireSlotsCmd takes lane slots: a slot is the right of one drain
+// invocation to work the lane's keys, one after another, and a lane has as
+// many as its concurrency. Slots that ran out (a drain that crashed) are
+// dropped first.
+//
+// KEYS[1] -> <p>:slots:<lane>
+// ARGV[1] -> now ms   ARGV[2] -> slot ttl ms   ARGV[3] -> lane concurrency
+// ARGV[4..] -> slot ids wanted
+//
+// Returns how many slots were taken: the first that many ids of ARGV[4..].
+var acquireSlotsCmd = newScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+local dl = tostring(tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local n = 0
+for i = 4, #ARGV do
+  if n >= free then break end
+  redis.call('ZADD', KEYS[1], dl, ARGV[i])
+  n = n + 1
+end
+return n
+`)
+
+// renewSlotCmd renews a live slot.
+//
+// KEYS[1] -> <p>:slots:<lane>
+// ARGV[1] -> slot id   ARGV[2] -> now ms   ARGV[3] -> slot ttl ms
+//
+// Returns 1 if renewed, 0 if the slot ran out or was released.
+var renewSlotCmd = newScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) <= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tostring(tonumber(ARGV[2]) + tonumber(ARGV[3])), ARGV[1])
+return 1
 `)
 
 // scripts lists every script, for loading before pipelines, and
