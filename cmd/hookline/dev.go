@@ -18,6 +18,7 @@ import (
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/schedule"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 )
@@ -95,6 +96,8 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 	if err := a.Ping(ctx); err != nil {
 		return fmt.Errorf("dev: %w", err)
 	}
+	var sched *schedule.Scheduler
+	a.WakeLocally(func() { sched.Notify() })
 	ingestSrv, err := a.Ingest()
 	if err != nil {
 		return err
@@ -104,8 +107,7 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 		return err
 	}
 	async := drain.NewAsync(d)
-	sched, err := a.Scheduler(async, "dev", nil)
-	if err != nil {
+	if sched, err = a.Scheduler(async, "dev", nil); err != nil {
 		return err
 	}
 
@@ -157,8 +159,10 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 	fmt.Fprintln(out, "hookline dev: stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(sctx)
+	// Drains first: they may be calling dev's own sink.
+	async.Stop()
 	async.Wait()
+	_ = hs.Shutdown(sctx)
 	return nil
 }
 

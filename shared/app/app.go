@@ -30,6 +30,26 @@ type App struct {
 	Engine *queue.Engine
 	Logger *slog.Logger
 	Clock  clock.Clock
+	// local, when set, is how ingest and drains built afterwards wake the
+	// scheduler in this process (`hookline dev`); unset, they signal it
+	// through Redis (Engine.Wake), as the Lambda functions do.
+	local func()
+}
+
+// WakeLocally makes the ingest server and drainers built afterwards wake an
+// in-process scheduler with notify (its Notify method), and schedulers
+// built afterwards wait for that instead of the Redis wake signal.
+func (a *App) WakeLocally(notify func()) { a.local = notify }
+
+// wake tells the scheduler there is new work or free capacity.
+func (a *App) wake(ctx context.Context) {
+	if a.local != nil {
+		a.local()
+		return
+	}
+	if err := a.Engine.Wake(ctx); err != nil {
+		a.Logger.WarnContext(ctx, "waking the scheduler failed; it polls anyway", "err", err)
+	}
 }
 
 // NewWith builds the engine over an existing Redis client.
@@ -81,8 +101,9 @@ func (a *App) Ingest() (*ingest.Server, error) {
 			r, ok := a.Config.Route(code)
 			return r.Lane, ok
 		},
-		Clock:  a.Clock,
-		Logger: a.Logger,
+		Clock:   a.Clock,
+		Logger:  a.Logger,
+		OnReady: a.wake,
 	})
 }
 
@@ -144,6 +165,7 @@ func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
 		Margin:  time.Duration(a.Config.Drain.Margin),
 		Clock:   a.Clock,
 		Logger:  a.Logger,
+		Wake:    a.wake,
 	})
 }
 
@@ -158,6 +180,7 @@ func (a *App) Scheduler(inv schedule.Invoker, owner string, metrics *telemetry.E
 	return schedule.New(a.Engine, inv, schedule.Options{
 		Lanes:        caps,
 		Poll:         time.Duration(s.Poll),
+		RedisWake:    a.local == nil,
 		Margin:       time.Duration(s.Margin),
 		MetricsEvery: time.Duration(s.MetricsEvery),
 		Owner:        owner,

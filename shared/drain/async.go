@@ -19,10 +19,12 @@ type Async struct {
 	OnResult func(Result, error)
 	wg       sync.WaitGroup
 	n        atomic.Int64
+	quit     chan struct{}
+	stopOnce sync.Once
 }
 
 // NewAsync returns an Async over d.
-func NewAsync(d *Drainer) *Async { return &Async{d: d} }
+func NewAsync(d *Drainer) *Async { return &Async{d: d, quit: make(chan struct{})} }
 
 // Invoke starts a drain for l and returns at once. Each drain gets a fresh
 // invocation id, as a Lambda invocation gets a fresh request id.
@@ -30,13 +32,20 @@ func (a *Async) Invoke(ctx context.Context, l queue.Lease) error {
 	id := "local-" + strconv.FormatInt(a.n.Add(1), 10)
 	ctx = context.WithoutCancel(ctx)
 	a.wg.Go(func() {
-		res, err := a.d.Run(ctx, l, id, time.Time{})
+		res, err := a.d.run(ctx, l, id, time.Time{}, a.quit)
 		if a.OnResult != nil {
 			a.OnResult(res, err)
 		}
 	})
 	return nil
 }
+
+// Invocations counts the drains started so far.
+func (a *Async) Invocations() int64 { return a.n.Load() }
+
+// Stop asks every running drain to finish the item in hand, yield its key
+// and take no further key.
+func (a *Async) Stop() { a.stopOnce.Do(func() { close(a.quit) }) }
 
 // Wait waits for every started drain to finish.
 func (a *Async) Wait() { a.wg.Wait() }

@@ -51,6 +51,11 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives one line per handled item. Default slog.Default().
 	Logger *slog.Logger
+	// Wake, if set, is called when a drain stops taking keys for lack of
+	// time while its lane may still have ready keys, so the scheduler can
+	// dispatch a fresh drain (Engine.Wake, or the in-process scheduler's
+	// Notify).
+	Wake func(ctx context.Context)
 }
 
 // Drainer runs drains. It is safe for concurrent use.
@@ -103,72 +108,160 @@ const (
 
 // Result reports one drain.
 type Result struct {
+	// Key and Outcome are those of the key the drain was dispatched with.
 	Key     string  `json:"key"`
 	Outcome Outcome `json:"outcome"`
+	// Keys counts the keys worked: the dispatched one and those the drain
+	// took next in its lane slot.
+	Keys int `json:"keys"`
 	// Handled items succeeded; Failed items failed (retrying, parked or
-	// dead-lettered); Dead items were dead-lettered.
+	// dead-lettered); Dead items were dead-lettered. Over all keys.
 	Handled int `json:"handled"`
 	Failed  int `json:"failed"`
 	Dead    int `json:"dead"`
 }
 
+// minKeyTime: a drain takes a further key only with at least this much time
+// left before its stop time.
+const minKeyTime = time.Second
+
 // Run works the key of lease l for the invocation invocation until the
 // queue is empty, the lane's quantum is used, or deadline minus the margin
-// is reached (a zero deadline means none). A duplicate or late delivery of
-// the same lease ends at once with Duplicate or LeaseLost and a nil error.
-// An error means Redis failed; the lease then runs out by itself.
+// is reached (a zero deadline means none). When l carries a lane slot, the
+// drain is work-conserving: it then takes the lane's oldest ready key
+// itself (Engine.Next) and works it the same way, one key after another in
+// the same slot, until no key of the lane is ready or its time runs out,
+// and then gives the slot back.
+//
+// A duplicate or late delivery of the same lease ends at once with
+// Duplicate or LeaseLost and a nil error, and leaves the slot alone. An
+// error means Redis failed; the leases then run out by themselves.
 //
 // The lease is bound to invocation plus a random nonce of this run, so even a
 // second delivery carrying the same request id (Lambda may duplicate an
 // asynchronous event with its request id) is refused while this run holds
 // the key. A run that crashed leaves its lease to run out.
 func (d *Drainer) Run(ctx context.Context, l queue.Lease, invocation string, deadline time.Time) (Result, error) {
+	return d.run(ctx, l, invocation, deadline, nil)
+}
+
+func (d *Drainer) run(ctx context.Context, l queue.Lease, invocation string, deadline time.Time, quit <-chan struct{}) (Result, error) {
 	res := Result{Key: l.Key}
-	if err := d.e.Activate(ctx, &l, invocation+"#"+nonce()); err != nil {
-		switch {
-		case errors.Is(err, queue.ErrLeaseActive):
-			res.Outcome = Duplicate
-			return res, nil
-		case errors.Is(err, queue.ErrLeaseLost):
-			res.Outcome = LeaseLost
-			return res, nil
-		}
-		return res, err
-	}
+	l.Invocation = invocation + "#" + nonce()
 	now := d.opt.Clock.Now()
-	stopAt := now.Add(d.quantum(l.Lane))
 	workCtx := ctx
+	stopAll := time.Time{}
 	if !deadline.IsZero() {
-		stopAt = earliest(stopAt, deadline.Add(-d.opt.Margin))
+		stopAll = deadline.Add(-d.opt.Margin)
 		// The handlers' context ends half a margin before the deadline,
 		// measured on the injected clock and applied on the real one.
 		var cancel context.CancelFunc
 		workCtx, cancel = context.WithTimeout(ctx, deadline.Add(-d.opt.Margin/2).Sub(now))
 		defer cancel()
 	}
-	workCtx, stopHeartbeat := d.heartbeat(workCtx, l)
-	outcome, notBefore, err := d.work(workCtx, &l, stopAt, &res)
-	lost := stopHeartbeat()
-	if err != nil || outcome == LeaseLost || lost {
-		res.Outcome = LeaseLost
-		if lost || errors.Is(err, queue.ErrLeaseLost) {
-			return res, nil // another holder has the key now
+	hb := d.startHeartbeat(workCtx, l.Lane, l.Slot)
+	defer hb.stop()
+
+	first := true
+	var err error
+	for {
+		var out Outcome
+		out, err = d.workKey(workCtx, hb, l, first, stopAll, quit, &res)
+		if first {
+			res.Outcome = out
+			if out == Duplicate || (out == LeaseLost && err == nil && res.Keys == 0) {
+				return res, nil // not ours: leave the slot to its holder
+			}
+			first = false
 		}
-		return res, err
-	}
-	res.Outcome = outcome
-	switch outcome {
-	case Retrying, Parked:
-		return res, nil // Fail ended the lease
-	}
-	if _, err := d.e.Yield(ctx, &l, notBefore); err != nil {
-		if errors.Is(err, queue.ErrLeaseLost) {
-			res.Outcome = LeaseLost
-			return res, nil
+		if err != nil || l.Slot == "" {
+			break
 		}
-		return res, err
+		if hb.slotLost() || stopping(quit) || (!stopAll.IsZero() && d.opt.Clock.Now().Add(minKeyTime).After(stopAll)) {
+			d.wake(ctx) // work may be left for a fresh drain
+			break
+		}
+		next, ok, nerr := d.e.Next(workCtx, l.Lane, l.Invocation)
+		if nerr != nil {
+			err = nerr
+			break
+		}
+		if !ok {
+			break
+		}
+		next.Slot = l.Slot
+		l = next
 	}
-	return res, nil
+	hb.stop()
+	if l.Slot != "" && !hb.slotLost() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		if rerr := d.e.ReleaseSlot(rctx, l.Lane, l.Slot); rerr != nil {
+			d.opt.Logger.WarnContext(ctx, "slot release failed; it runs out by itself", "lane", l.Lane, "err", rerr)
+		}
+		cancel()
+	}
+	return res, err
+}
+
+func stopping(quit <-chan struct{}) bool {
+	select {
+	case <-quit:
+		return true
+	default:
+		return false
+	}
+}
+
+func (d *Drainer) wake(ctx context.Context) {
+	if d.opt.Wake != nil {
+		d.opt.Wake(context.WithoutCancel(ctx))
+	}
+}
+
+// workKey works one leased key until its queue is empty, its quantum or the
+// invocation's time is used, or a failure ends the lease, and leaves the key
+// released (emptied, yielded, retrying, parked) or lost. The first key of a
+// run is activated by its first step; keys from Next are bound already.
+func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, activate bool, stopAll time.Time, quit <-chan struct{}, res *Result) (Outcome, error) {
+	stopAt := d.opt.Clock.Now().Add(d.quantum(l.Lane))
+	if !stopAll.IsZero() {
+		stopAt = earliest(stopAt, stopAll)
+	}
+	keyCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	hb.set(&l, cancel)
+	defer hb.set(nil, nil)
+
+	b, err := d.e.Step(keyCtx, &l, queue.Step{Activate: activate, Fetch: d.opt.Batch, Release: true})
+	switch {
+	case errors.Is(err, queue.ErrLeaseActive):
+		return Duplicate, nil
+	case errors.Is(err, queue.ErrLeaseLost):
+		return LeaseLost, nil
+	case err != nil:
+		return LeaseLost, err
+	}
+	res.Keys++
+	out, notBefore, err := d.work(keyCtx, &l, b, stopAt, quit, res)
+	if hb.leaseLost() {
+		return LeaseLost, nil // another holder has the key now
+	}
+	if err != nil {
+		if errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrHeadMismatch) {
+			return LeaseLost, nil
+		}
+		return LeaseLost, err
+	}
+	switch out {
+	case Yielded, Throttled, Paused:
+		if _, err := d.e.Yield(context.WithoutCancel(keyCtx), &l, notBefore); err != nil {
+			if errors.Is(err, queue.ErrLeaseLost) {
+				return LeaseLost, nil
+			}
+			return LeaseLost, err
+		}
+	}
+	return out, nil // Emptied: the last step released the lease; Retrying, Parked: Fail did
 }
 
 // nonce returns 8 random hex digits.
@@ -192,80 +285,151 @@ func earliest(a, b time.Time) time.Time {
 	return a
 }
 
-// heartbeat extends the lease every third of its length until stopped. If the
-// lease is lost it cancels the returned context. stop reports whether the
-// lease was lost.
-func (d *Drainer) heartbeat(ctx context.Context, l queue.Lease) (context.Context, func() bool) {
-	ctx, cancel := context.WithCancel(ctx)
+// heartbeat extends the lease of the key being worked every third of the
+// lease's length, and renews the drain's lane slot. A lost lease cancels
+// that key's context; a lost slot stops the drain from taking further keys.
+type heartbeat struct {
+	mu       sync.Mutex
+	cur      *queue.Lease // a copy; nil between keys
+	cancel   context.CancelFunc
+	lost     bool // the current key's lease
+	slotGone bool
+	done     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+func (d *Drainer) startHeartbeat(ctx context.Context, lane, slot string) *heartbeat {
+	hb := &heartbeat{done: make(chan struct{})}
 	every := d.e.Options().LeaseTTL / 3
-	var lost bool
-	var wg sync.WaitGroup
-	done := make(chan struct{})
-	wg.Go(func() {
+	hb.wg.Go(func() {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-hb.done:
 				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
 			}
-			if err := d.e.Extend(ctx, &l); err != nil {
-				if errors.Is(err, queue.ErrLeaseLost) {
-					lost = true
-					cancel()
-					return
+			if slot != "" {
+				if ok, err := d.e.RenewSlot(ctx, lane, slot); err == nil && !ok {
+					hb.mu.Lock()
+					hb.slotGone = true
+					hb.mu.Unlock()
 				}
-				d.opt.Logger.WarnContext(ctx, "lease extend failed", "key", l.Key, "err", err)
+			}
+			hb.mu.Lock()
+			var l queue.Lease
+			if hb.cur != nil {
+				l = *hb.cur
+			}
+			hb.mu.Unlock()
+			if l.Key == "" {
+				continue
+			}
+			if err := d.e.Extend(ctx, &l); err != nil {
+				if !errors.Is(err, queue.ErrLeaseLost) {
+					d.opt.Logger.WarnContext(ctx, "lease extend failed", "key", l.Key, "err", err)
+					continue
+				}
+				hb.mu.Lock()
+				if hb.cur != nil && hb.cur.Key == l.Key && hb.cur.Token == l.Token {
+					hb.lost = true
+					hb.cancel()
+				}
+				hb.mu.Unlock()
 			}
 		}
 	})
-	return ctx, func() bool {
-		close(done)
-		wg.Wait()
-		cancel()
-		return lost
+	return hb
+}
+
+// set names the key being worked (a copy of its lease) and the cancel of its
+// context; nil between keys.
+func (hb *heartbeat) set(l *queue.Lease, cancel context.CancelFunc) {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	hb.lost = false
+	hb.cancel = cancel
+	hb.cur = nil
+	if l != nil {
+		c := *l
+		hb.cur = &c
 	}
 }
 
-// work handles items until the queue is empty, stopAt passes, or a failure
-// ends the lease. It returns the outcome and, for Throttled, when to resume.
-func (d *Drainer) work(ctx context.Context, l *queue.Lease, stopAt time.Time, res *Result) (Outcome, time.Time, error) {
+func (hb *heartbeat) leaseLost() bool {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return hb.lost
+}
+
+func (hb *heartbeat) slotLost() bool {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return hb.slotGone
+}
+
+func (hb *heartbeat) stop() {
+	hb.once.Do(func() {
+		close(hb.done)
+		hb.wg.Wait()
+	})
+}
+
+// work handles the items of batch b and those after it until the queue is
+// empty, stopAt passes, or a failure ends the lease. Each handled item costs
+// one step: its ack, with the next batch read along when the one in hand is
+// used up. It returns the outcome and, for Throttled, when to resume.
+func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stopAt time.Time, quit <-chan struct{}, res *Result) (Outcome, time.Time, error) {
 	for {
-		if !d.opt.Clock.Now().Before(stopAt) {
-			return Yielded, time.Time{}, nil
-		}
-		batch, err := d.e.Fetch(ctx, l, d.opt.Batch)
-		if err != nil {
-			return LeaseLost, time.Time{}, err
-		}
-		if batch.Paused {
-			return Paused, time.Time{}, nil
-		}
-		if len(batch.Items) == 0 {
+		if b.Released {
 			return Emptied, time.Time{}, nil
 		}
-		for i, it := range batch.Items {
-			if i > 0 && !d.opt.Clock.Now().Before(stopAt) {
+		if b.Paused {
+			return Paused, time.Time{}, nil
+		}
+		if len(b.Items) == 0 {
+			// Nothing read but the queue is not empty (Fetch was not asked):
+			// read the head.
+			var err error
+			if b, err = d.e.Step(ctx, l, queue.Step{Fetch: d.opt.Batch, Release: true}); err != nil {
+				return LeaseLost, time.Time{}, err
+			}
+			if len(b.Items) == 0 && !b.Released {
+				return LeaseLost, time.Time{}, queue.ErrHeadMismatch
+			}
+			continue
+		}
+		items, attempts := b.Items, b.Attempts
+		b = &queue.Batch{Depth: -1}
+		for i, it := range items {
+			if !d.opt.Clock.Now().Before(stopAt) || stopping(quit) {
 				return Yielded, time.Time{}, nil
 			}
 			attempt := 1
 			if i == 0 {
-				attempt = batch.Attempts + 1
+				attempt = attempts + 1
 			}
-			out, notBefore, err := d.handle(ctx, l, it, attempt, res)
+			last := i == len(items)-1
+			out, notBefore, next, err := d.handle(ctx, l, it, attempt, last, res)
 			if err != nil || out != "" {
 				return out, notBefore, err
+			}
+			if next != nil {
+				b = next // the ack of the last item in hand read the next batch
 			}
 		}
 	}
 }
 
 // handle runs one item through its route and records the result. An empty
-// outcome means: go on with the next item.
-func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, res *Result) (Outcome, time.Time, error) {
+// outcome means: go on with the next item. When last is set (the item is
+// the last one in hand), the step that acks it also reads the next batch,
+// returned as next; after a dead letter next is nil and the caller reads.
+func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, last bool, res *Result) (Outcome, time.Time, *queue.Batch, error) {
 	start := d.opt.Clock.Now()
 	route, ok := d.opt.Routes(it.Code)
 	var herr error
@@ -280,17 +444,25 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 			"result", result, "ms", d.opt.Clock.Now().Sub(start).Milliseconds()}, args...)...)
 	}
 	if herr == nil {
-		if _, err := d.e.Ack(ctx, l, it.ID); err != nil {
-			return LeaseLost, time.Time{}, err
+		st := queue.Step{Ack: []string{it.ID}, ResetAttempts: attempt > 1}
+		if last {
+			st.Fetch, st.Release = d.opt.Batch, true
+		}
+		next, err := d.e.Step(context.WithoutCancel(ctx), l, st)
+		if err != nil {
+			return LeaseLost, time.Time{}, nil, err
 		}
 		res.Handled++
 		log("ok")
-		return "", time.Time{}, nil
+		if !last {
+			next = nil
+		}
+		return "", time.Time{}, next, nil
 	}
 	var throttled *handler.ThrottledError
 	if errors.As(herr, &throttled) {
 		log("throttled", "until", throttled.At)
-		return Throttled, throttled.At, nil
+		return Throttled, throttled.At, nil, nil
 	}
 	f := queue.Failure{
 		Reason:      herr.Error(),
@@ -303,22 +475,26 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 	if errors.As(herr, &ra) {
 		f.RetryAt = d.opt.Clock.Now().Add(ra.Delay)
 	}
-	fr, err := d.e.Fail(ctx, l, it.ID, f)
+	fr, err := d.e.Fail(context.WithoutCancel(ctx), l, it.ID, f)
 	if err != nil {
-		return LeaseLost, time.Time{}, err
+		return LeaseLost, time.Time{}, nil, err
 	}
 	res.Failed++
 	switch fr.Outcome {
 	case queue.DeadLettered:
 		res.Dead++
 		log("dead-letter", "err", herr.Error())
-		return "", time.Time{}, nil
+		if last {
+			// The next batch is read by the caller's loop (an empty read).
+			return "", time.Time{}, &queue.Batch{Depth: -1}, nil
+		}
+		return "", time.Time{}, nil, nil
 	case queue.Parked:
 		log("parked", "err", herr.Error())
-		return Parked, time.Time{}, nil
+		return Parked, time.Time{}, nil, nil
 	}
 	log("retry", "err", herr.Error(), "ready_at", fr.ReadyAt)
-	return Retrying, time.Time{}, nil
+	return Retrying, time.Time{}, nil, nil
 }
 
 // safeHandle calls h, turning a panic into an error.

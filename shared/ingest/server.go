@@ -68,6 +68,9 @@ type Options struct {
 	Clock clock.Clock
 	// Logger gets one line per refused or failed request. Default slog.Default().
 	Logger *slog.Logger
+	// OnReady, if set, is called after a webhook made its key ready (the
+	// key was idle), to wake the scheduler.
+	OnReady func(ctx context.Context)
 }
 
 // Server is the ingest http.Handler.
@@ -177,6 +180,9 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	if !res.New {
 		writeJSON(w, http.StatusOK, Accepted{ID: res.ID, Key: res.Key, Duplicate: true})
 		return
+	}
+	if res.Ready && s.opt.OnReady != nil {
+		s.opt.OnReady(r.Context())
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -358,20 +359,31 @@ type Lease struct {
 // live. Each lease gets a fresh fencing token and a deadline ClaimTTL away.
 // Two concurrent claimers never receive the same key.
 func (e *Engine) Claim(ctx context.Context, lane string, n int) ([]Lease, error) {
+	ls, _, err := e.ClaimWithNext(ctx, lane, n)
+	return ls, err
+}
+
+// ClaimWithNext is Claim that also returns the earliest ready-at after now
+// it saw (zero if none): when a key that waits (a retry, a rate limit, a
+// live lease) becomes ready, for a scheduler that sleeps until then.
+func (e *Engine) ClaimWithNext(ctx context.Context, lane string, n int) ([]Lease, time.Time, error) {
 	if !e.laneKnown(lane) {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownLane, lane)
+		return nil, time.Time{}, fmt.Errorf("%w: %q", ErrUnknownLane, lane)
 	}
 	if n <= 0 {
-		return nil, nil
+		return nil, time.Time{}, nil
 	}
 	now := e.nowMs()
-	cands, err := e.readyCandidates(ctx, lane, now, n)
-	if err != nil {
-		return nil, err
+	cands, nextAt, err := e.readyCandidates(ctx, lane, now, n)
+	if err != nil || len(cands) == 0 {
+		return nil, nextAt, err
 	}
-	if len(cands) == 0 {
-		return nil, nil
-	}
+	ls, err := e.claim(ctx, lane, now, cands)
+	return ls, nextAt, err
+}
+
+// claim leases the candidates that are still ready, in their order.
+func (e *Engine) claim(ctx context.Context, lane string, now int64, cands []ReadyKey) ([]Lease, error) {
 	rank := make(map[string]int, len(cands))
 	byShard := make(map[int][]any)
 	var shardOrder []int
@@ -418,25 +430,25 @@ type ReadyKey struct {
 }
 
 // readyCandidates returns up to n keys of lane with ready-at <= now, oldest
-// first, over all shards in one round trip per node.
-func (e *Engine) readyCandidates(ctx context.Context, lane string, now int64, n int) ([]ReadyKey, error) {
-	cmds := make([]*redis.ZSliceCmd, e.opt.Shards)
-	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for s := range cmds {
-			cmds[s] = p.ZRangeArgsWithScores(ctx, redis.ZRangeArgs{
-				Key: e.ks.ready(s, lane), Start: "-inf", Stop: strconv.FormatInt(now, 10),
-				ByScore: true, Count: int64(n),
-			})
-		}
-		return nil
+// first, over all shards in one round trip per node, and the earliest
+// ready-at after now it saw (zero if none).
+func (e *Engine) readyCandidates(ctx context.Context, lane string, now int64, n int) ([]ReadyKey, time.Time, error) {
+	cmds, err := perShard(ctx, e, "read ready index", func(p redis.Pipeliner, s int) *redis.ZSliceCmd {
+		return p.ZRangeWithScores(ctx, e.ks.ready(s, lane), 0, int64(n))
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("queue: read ready index: %w", err)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	var out []ReadyKey
+	next := int64(math.MaxInt64)
 	for s, cmd := range cmds {
 		for _, z := range cmd.Val() {
-			out = append(out, ReadyKey{Key: z.Member.(string), ReadyAt: time.UnixMilli(int64(z.Score)), shard: s})
+			at := int64(z.Score)
+			if at > now {
+				next = min(next, at)
+				break
+			}
+			out = append(out, ReadyKey{Key: z.Member.(string), ReadyAt: time.UnixMilli(at), shard: s})
 		}
 	}
 	slices.SortFunc(out, func(a, b ReadyKey) int {
@@ -445,7 +457,11 @@ func (e *Engine) readyCandidates(ctx context.Context, lane string, now int64, n 
 	if len(out) > n {
 		out = out[:n]
 	}
-	return out, nil
+	var nextAt time.Time
+	if next != math.MaxInt64 {
+		nextAt = time.UnixMilli(next)
+	}
+	return out, nextAt, nil
 }
 
 // leaseArgs are ARGV[1..4] of the lease-checking scripts.

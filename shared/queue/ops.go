@@ -154,7 +154,8 @@ func (e *Engine) LiveLeasesByLane(ctx context.Context, lanes ...string) (map[str
 
 // ReadyKeys returns up to n keys of lane that are claimable now, oldest first.
 func (e *Engine) ReadyKeys(ctx context.Context, lane string, n int) ([]ReadyKey, error) {
-	return e.readyCandidates(ctx, lane, e.nowMs(), n)
+	keys, _, err := e.readyCandidates(ctx, lane, e.nowMs(), n)
+	return keys, err
 }
 
 // LeaseInfo describes one live lease.

@@ -45,8 +45,14 @@ type Options struct {
 	// Lanes maps each lane to its concurrency cap: the most live leases
 	// (running or dispatched drains) it may have. Required.
 	Lanes map[string]int
-	// Poll is the pause between polls when nothing was claimed. Default 200ms.
+	// Poll is the longest wait between polls when nothing wakes the
+	// scheduler: new work (Notify, or Engine.Wake when RedisWake is set)
+	// and a delayed key's ready time wake it sooner. Default 1s.
 	Poll time.Duration
+	// RedisWake makes the scheduler wait on the engine's wake signal
+	// (Engine.Wake from other processes: ingest and drain functions)
+	// instead of in-process Notify calls.
+	RedisWake bool
 	// Margin: the loop stops this long before the invocation deadline.
 	// Default 5s.
 	Margin time.Duration
@@ -75,6 +81,16 @@ type Scheduler struct {
 	inv   Invoker
 	opt   Options
 	lanes []string
+	wake  chan struct{}
+}
+
+// Notify wakes the scheduler's loop at once: there is new work (a key became
+// ready) or free capacity. It never blocks.
+func (s *Scheduler) Notify() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // New returns a Scheduler.
@@ -90,7 +106,7 @@ func New(e *queue.Engine, inv Invoker, opt Options) (*Scheduler, error) {
 		lanes = append(lanes, lane)
 	}
 	slices.Sort(lanes)
-	opt.Poll = cmp.Or(opt.Poll, 200*time.Millisecond)
+	opt.Poll = cmp.Or(opt.Poll, time.Second)
 	opt.Margin = cmp.Or(opt.Margin, 5*time.Second)
 	opt.MetricsEvery = cmp.Or(opt.MetricsEvery, 10*time.Second)
 	opt.InvokeConcurrency = cmp.Or(opt.InvokeConcurrency, 16)
@@ -107,7 +123,7 @@ func New(e *queue.Engine, inv Invoker, opt Options) (*Scheduler, error) {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Scheduler{e: e, inv: inv, opt: opt, lanes: lanes}, nil
+	return &Scheduler{e: e, inv: inv, opt: opt, lanes: lanes, wake: make(chan struct{}, 1)}, nil
 }
 
 // Stats reports one run of the loop.
@@ -156,7 +172,7 @@ func (s *Scheduler) Run(ctx context.Context, deadline time.Time) (Stats, error) 
 			}
 		}
 		st.Polls++
-		claimed, err := s.Poll(ctx, &st)
+		claimed, nextAt, err := s.poll(ctx, &st)
 		if err != nil && ctx.Err() == nil {
 			s.opt.Logger.ErrorContext(ctx, "poll failed", "err", err)
 		}
@@ -164,40 +180,114 @@ func (s *Scheduler) Run(ctx context.Context, deadline time.Time) (Stats, error) 
 			lastMetrics = now
 			s.emitMetrics(ctx)
 		}
-		if claimed == 0 || err != nil {
-			wait := s.opt.Poll
-			if !stopAt.IsZero() {
-				wait = min(wait, stopAt.Sub(now))
-			}
-			if err := clock.Sleep(ctx, wait); err != nil || ctx.Err() != nil {
-				return st, nil
-			}
+		if claimed > 0 && err == nil {
+			continue // more may be ready, and capacity may be left
+		}
+		wait := s.opt.Poll
+		if !nextAt.IsZero() {
+			wait = min(wait, max(nextAt.Sub(s.opt.Clock.Now()), time.Millisecond))
+		}
+		if !stopAt.IsZero() {
+			wait = min(wait, stopAt.Sub(now))
+		}
+		if err := s.waitWake(ctx, wait); err != nil || ctx.Err() != nil {
+			return st, nil
 		}
 	}
+}
+
+// waitWake waits up to d for new work: a Notify, or with RedisWake the
+// engine's wake signal.
+func (s *Scheduler) waitWake(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	if s.opt.RedisWake {
+		if _, err := s.e.WaitWake(ctx, d); err != nil && ctx.Err() == nil {
+			s.opt.Logger.WarnContext(ctx, "waiting for wake failed", "err", err)
+			return clock.Sleep(ctx, d)
+		}
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.wake:
+	case <-t.C:
+	}
+	return nil
 }
 
 // Poll claims each lane's free capacity once and dispatches the claimed
 // keys. It returns how many keys it claimed.
 func (s *Scheduler) Poll(ctx context.Context, st *Stats) (int, error) {
-	live, err := s.e.LiveLeasesByLane(ctx, s.lanes...)
+	n, _, err := s.poll(ctx, st)
+	return n, err
+}
+
+// poll is Poll that also returns the earliest time a key that is not ready
+// yet becomes ready (zero if none is known), for the loop's wait.
+//
+// A lane's capacity is its slots: a slot is one running (or dispatched)
+// drain, which may work many keys one after another. For each claimed key
+// the poll takes a slot, and the drain holds it until it finds no ready key
+// in its lane.
+func (s *Scheduler) poll(ctx context.Context, st *Stats) (int, time.Time, error) {
+	live, err := s.e.LiveSlots(ctx, s.lanes...)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	var leases []queue.Lease
 	var errs []error
+	var nextAt time.Time
 	for _, lane := range s.lanes {
-		free := s.opt.Lanes[lane] - int(live[lane])
+		limit := s.opt.Lanes[lane]
+		free := limit - int(live[lane])
 		if free <= 0 {
 			continue
 		}
-		ls, err := s.e.Claim(ctx, lane, free)
+		ls, next, err := s.e.ClaimWithNext(ctx, lane, free)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		leases = append(leases, ls...)
+		if !next.IsZero() && (nextAt.IsZero() || next.Before(nextAt)) {
+			nextAt = next
+		}
+		if len(ls) == 0 {
+			continue
+		}
+		ids := make([]string, len(ls))
+		for i := range ls {
+			ids[i] = s.opt.Owner + "/" + newSlotID()
+		}
+		got, err := s.e.AcquireSlots(ctx, lane, limit, ids)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for i := range ls {
+			if i < got {
+				ls[i].Slot = ids[i]
+				leases = append(leases, ls[i])
+				continue
+			}
+			// No slot for it (a drain started meanwhile): back to the
+			// ready index at once.
+			if _, err := s.e.Yield(ctx, &ls[i], time.Time{}); err != nil {
+				s.opt.Logger.WarnContext(ctx, "release without a slot failed; the claim runs out by itself", "key", ls[i].Key, "err", err)
+			}
+		}
 	}
 	s.dispatch(ctx, leases, st)
-	return len(leases), errors.Join(errs...)
+	return len(leases), nextAt, errors.Join(errs...)
+}
+
+// newSlotID returns 8 random hex digits.
+func newSlotID() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // dispatch invokes one drain per lease, InvokeConcurrency at a time. A key
@@ -223,8 +313,12 @@ func (s *Scheduler) dispatch(ctx context.Context, leases []queue.Lease, st *Stat
 			}
 			s.opt.Logger.ErrorContext(ctx, "invoke failed; key released with backoff", "key", l.Key, "lane", l.Lane, "err", err)
 			at := s.opt.Clock.Now().Add(s.opt.ReleaseBackoff)
-			if _, rerr := s.e.Yield(context.WithoutCancel(ctx), &l, at); rerr != nil {
+			rctx := context.WithoutCancel(ctx)
+			if _, rerr := s.e.Yield(rctx, &l, at); rerr != nil {
 				s.opt.Logger.ErrorContext(ctx, "release failed; the claim runs out by itself", "key", l.Key, "err", rerr)
+			}
+			if rerr := s.e.ReleaseSlot(rctx, l.Lane, l.Slot); rerr != nil {
+				s.opt.Logger.ErrorContext(ctx, "slot release failed; it runs out by itself", "lane", l.Lane, "err", rerr)
 			}
 		})
 	}

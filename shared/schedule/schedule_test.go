@@ -161,8 +161,11 @@ func TestG7LaneCapNeverExceeded(t *testing.T) {
 		if qmax < 2 {
 			t.Fatalf("quick lane never ran keys in parallel (max %d)", qmax)
 		}
-		if !st.Leader || st.Dispatched < 30 {
-			t.Fatalf("stats %+v", st)
+		// Drains are work-conserving: each takes the lane's next ready key
+		// in its slot, so the 30 keys need about one dispatch per slot, not
+		// one per key.
+		if !st.Leader || st.Dispatched < 2 || st.Dispatched > 8 {
+			t.Fatalf("stats %+v: want 2..8 dispatches for 30 keys on 4 slots", st)
 		}
 	})
 }
