@@ -57,7 +57,7 @@ type ForwardConfig struct {
 	Rate    ratelimit.Rate
 	Limiter *ratelimit.Limiter
 	// MaxRateWait is the longest the handler sleeps for a rate-limit slot;
-	// a longer wait returns Throttled so the key yields instead. Default 2s.
+	// a longer wait returns Throttled so the key yields instead. Default 50ms.
 	MaxRateWait time.Duration
 	// Clock supplies "now" for the signature timestamp. Default wall clock.
 	Clock clock.Clock
@@ -92,7 +92,7 @@ func NewForward(cfg ForwardConfig) (*Forward, error) {
 		}
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
-	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 2*time.Second)
+	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 50*time.Millisecond)
 	cfg.MaxConnsPerHost = cmp.Or(cfg.MaxConnsPerHost, 64)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: sharedTransport(poolKey{perHost: cfg.MaxConnsPerHost, headerTimeout: cfg.Timeout})}

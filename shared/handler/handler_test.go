@@ -211,6 +211,42 @@ func TestForwardRateLimitThrottles(t *testing.T) {
 	})
 }
 
+// TestForwardDefaultRateWait: by default a call sleeps at most 50ms for its
+// rate-limit slot; a later slot returns Throttled so the key yields instead
+// of sleeping in a billed Lambda.
+func TestForwardDefaultRateWait(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		clk := clock.NewFake(time.Unix(1_763_900_000, 0))
+		lim, err := ratelimit.New(rdb, ratelimit.Options{Prefix: redistest.Prefix(t), Clock: clk, Margin: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(&sink{})
+		defer srv.Close()
+		for _, c := range []struct {
+			per       time.Duration
+			throttled bool
+		}{{40 * time.Millisecond, false}, {100 * time.Millisecond, true}} {
+			f, err := NewForward(ForwardConfig{URL: srv.URL + "/" + c.per.String(), Rate: ratelimit.Rate{N: 1, Per: c.per}, Limiter: lim, Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Handle(context.Background(), event()); err != nil {
+				t.Fatal(err)
+			}
+			err = f.Handle(context.Background(), event())
+			var th *ThrottledError
+			if got := errors.As(err, &th); got != c.throttled || (!got && err != nil) {
+				t.Fatalf("1/%s, second call: %v, want throttled %v", c.per, err, c.throttled)
+			}
+			if c.throttled && !th.At.Equal(clk.Now().Add(c.per)) {
+				t.Fatalf("1/%s: throttled until %v, want +%s", c.per, th.At, c.per)
+			}
+		}
+	})
+}
+
 // connCounter starts a server answering 204 and counts the connections
 // opened to it.
 func connCounter(t *testing.T) (*httptest.Server, *atomic.Int64) {
