@@ -110,9 +110,19 @@ func (a *App) Ingest() (*ingest.Server, error) {
 // Routes builds the drain routes of the configuration: forward and log are
 // built in; any other handler name is looked up in reg (handler.Default when
 // nil). An unknown handler name is an error at start-up.
+//
+// Forward handlers keep as many connections per host as the lanes'
+// concurrencies add up to: in one process (hookline dev) every lane's drains
+// may call the same host at once, so the sum, not the largest lane, is how
+// many calls can need a connection together. A Lambda environment runs one
+// drain at a time and uses one connection, which its later invocations reuse.
 func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, bool), error) {
 	if reg == nil {
 		reg = handler.Default
+	}
+	conns := 0
+	for _, l := range a.Config.Lanes {
+		conns += l.Concurrency
 	}
 	lim, err := ratelimit.New(a.Redis, ratelimit.Options{Prefix: a.Config.Prefix, Clock: a.Clock, Margin: time.Duration(a.Config.Drain.RateMargin)})
 	if err != nil {
@@ -128,7 +138,7 @@ func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, boo
 			f, err := handler.NewForward(handler.ForwardConfig{
 				URL: rc.URL, Secret: rc.Secret, Headers: rc.Headers, Timeout: time.Duration(rc.Timeout),
 				Rate: ratelimit.Rate{N: rc.Rate.N, Per: rc.Rate.Per}, Limiter: lim,
-				MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait), Clock: a.Clock,
+				MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait), Clock: a.Clock, MaxConnsPerHost: conns,
 			})
 			if err != nil {
 				return nil, fmt.Errorf("app: routes.%s: %w", code, err)

@@ -205,7 +205,7 @@ type Drain struct {
 	// Default 3s.
 	Margin Duration `yaml:"margin"`
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
-	// one yields the key until the call is allowed, 1ms..14m. Default 2s.
+	// one yields the key until the call is allowed, 1ms..14m. Default 50ms.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
 	// RateMargin is added to the spacing of rate-limited calls, to absorb
 	// clock skew between drains and jitter between a call's slot and its
@@ -379,7 +379,7 @@ func (c *Config) setDefaults() {
 	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(30*time.Second))
 	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(60*time.Second))
 	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
-	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(2*time.Second))
+	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(50*time.Millisecond))
 	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(20*time.Millisecond))
 }
 

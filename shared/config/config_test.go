@@ -114,7 +114,7 @@ func TestDefaults(t *testing.T) {
 			LeaseTTL:    Duration(30 * time.Second),
 			ClaimTTL:    Duration(60 * time.Second),
 			Margin:      Duration(3 * time.Second),
-			MaxRateWait: Duration(2 * time.Second),
+			MaxRateWait: Duration(50 * time.Millisecond),
 			RateMargin:  Duration(20 * time.Millisecond),
 		},
 		Redis:      Redis{Auth: RedisAuthNone},
@@ -171,7 +171,7 @@ drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait
 		t.Fatalf("scheduler %+v", c.Scheduler)
 	}
 	// max_rate_wait: 0s is zero, so the default.
-	if c.Drain != (Drain{Batch: 1000, LeaseTTL: Duration(15 * time.Minute), ClaimTTL: Duration(time.Second), Margin: Duration(500 * time.Millisecond), MaxRateWait: Duration(2 * time.Second), RateMargin: Duration(150 * time.Millisecond)}) {
+	if c.Drain != (Drain{Batch: 1000, LeaseTTL: Duration(15 * time.Minute), ClaimTTL: Duration(time.Second), Margin: Duration(500 * time.Millisecond), MaxRateWait: Duration(50 * time.Millisecond), RateMargin: Duration(150 * time.Millisecond)}) {
 		t.Fatalf("drain %+v", c.Drain)
 	}
 }

@@ -52,7 +52,7 @@
 //	  lease_ttl: 30s
 //	  claim_ttl: 60s
 //	  margin: 3s
-//	  max_rate_wait: 2s
+//	  max_rate_wait: 50ms
 //	  rate_margin: 20ms
 //
 // An absent setting, and one set to zero, takes its default. A setting the
@@ -170,7 +170,7 @@
 //     drain starts; it bounds how long a lost dispatch keeps a key.
 //   - margin (default 3s, 1ms..14m): a drain yields this long before its
 //     Lambda deadline.
-//   - max_rate_wait (default 2s, 1ms..14m): a rate-limit wait longer than this
+//   - max_rate_wait (default 50ms, 1ms..14m): a rate-limit wait longer than this
 //     is not slept away: the key yields until the call is allowed.
 //   - rate_margin (default 20ms, 1ms..1s): added to the spacing of
 //     rate-limited calls (a 2/s route's calls start at least 520ms apart), to

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hookline/hookline/shared/clock"
@@ -39,15 +41,23 @@ type ForwardConfig struct {
 	Headers map[string]string
 	// Timeout bounds one call. Default 10s.
 	Timeout time.Duration
+	// MaxConnsPerHost is how many connections the handler opens to one
+	// host and keeps alive between calls. Set it to how many calls can be
+	// in flight at once in the process: concurrent drains then reuse
+	// connections instead of dialing, and a call beyond it waits for a
+	// connection to come free. Default 64. Ignored when Client is set.
+	MaxConnsPerHost int
 	// Client makes the calls. Default a client with no overall timeout
-	// (Timeout applies per call).
+	// (Timeout applies per call) over a keep-alive pool shared by every
+	// forward handler of the process with the same MaxConnsPerHost and
+	// Timeout, so connections outlive a handler and a Lambda invocation.
 	Client *http.Client
 	// Rate, when N > 0, limits calls per (tenant, URL) through Limiter,
 	// shared by every drain and route with the same pair.
 	Rate    ratelimit.Rate
 	Limiter *ratelimit.Limiter
 	// MaxRateWait is the longest the handler sleeps for a rate-limit slot;
-	// a longer wait returns Throttled so the key yields instead. Default 2s.
+	// a longer wait returns Throttled so the key yields instead. Default 50ms.
 	MaxRateWait time.Duration
 	// Clock supplies "now" for the signature timestamp. Default wall clock.
 	Clock clock.Clock
@@ -82,14 +92,64 @@ func NewForward(cfg ForwardConfig) (*Forward, error) {
 		}
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
-	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 2*time.Second)
+	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 50*time.Millisecond)
+	cfg.MaxConnsPerHost = cmp.Or(cfg.MaxConnsPerHost, 64)
 	if cfg.Client == nil {
-		cfg.Client = &http.Client{}
+		cfg.Client = &http.Client{Transport: sharedTransport(poolKey{perHost: cfg.MaxConnsPerHost, headerTimeout: cfg.Timeout})}
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
 	return &Forward{cfg: cfg, safeURL: redactURL(u), endpoint: cfg.URL}, nil
+}
+
+// poolKey identifies the settings of a forward connection pool.
+type poolKey struct {
+	perHost       int           // connections per host, in use or idle
+	headerTimeout time.Duration // the wait for response headers: the call timeout
+}
+
+// pools holds the process's forward connection pools, one per poolKey. A
+// configuration names few keys, so the map stays small and is never pruned;
+// idle connections close after IdleConnTimeout.
+var pools struct {
+	sync.Mutex
+	m map[poolKey]*http.Transport
+}
+
+// sharedTransport returns the process's transport for k, creating it on
+// first use.
+func sharedTransport(k poolKey) *http.Transport {
+	pools.Lock()
+	defer pools.Unlock()
+	if t, ok := pools.m[k]; ok {
+		return t
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	t := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: k.headerTimeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   k.perHost,
+		// A limit equal to the idle one: with none, a call that finds no
+		// idle connection dials even when another call is about to return
+		// one, and concurrent callers end up opening more connections
+		// than there are callers.
+		MaxConnsPerHost: k.perHost,
+		// No overall idle limit: the per-host one times the few hosts a
+		// configuration forwards to bounds it, and a smaller cap would close
+		// one host's warm connections to keep another's.
+		MaxIdleConns: 0,
+	}
+	if pools.m == nil {
+		pools.m = make(map[poolKey]*http.Transport)
+	}
+	pools.m[k] = t
+	return t
 }
 
 // redactURL keeps scheme, host and path: query strings and user info often

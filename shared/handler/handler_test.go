@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,6 +209,137 @@ func TestForwardRateLimitThrottles(t *testing.T) {
 			t.Fatalf("after the 429 the bucket should be pushed 60s: %v", err)
 		}
 	})
+}
+
+// TestForwardDefaultRateWait: by default a call sleeps at most 50ms for its
+// rate-limit slot; a later slot returns Throttled so the key yields instead
+// of sleeping in a billed Lambda.
+func TestForwardDefaultRateWait(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		clk := clock.NewFake(time.Unix(1_763_900_000, 0))
+		lim, err := ratelimit.New(rdb, ratelimit.Options{Prefix: redistest.Prefix(t), Clock: clk, Margin: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(&sink{})
+		defer srv.Close()
+		for _, c := range []struct {
+			per       time.Duration
+			throttled bool
+		}{{40 * time.Millisecond, false}, {100 * time.Millisecond, true}} {
+			f, err := NewForward(ForwardConfig{URL: srv.URL + "/" + c.per.String(), Rate: ratelimit.Rate{N: 1, Per: c.per}, Limiter: lim, Clock: clk})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Handle(context.Background(), event()); err != nil {
+				t.Fatal(err)
+			}
+			err = f.Handle(context.Background(), event())
+			var th *ThrottledError
+			if got := errors.As(err, &th); got != c.throttled || (!got && err != nil) {
+				t.Fatalf("1/%s, second call: %v, want throttled %v", c.per, err, c.throttled)
+			}
+			if c.throttled && !th.At.Equal(clk.Now().Add(c.per)) {
+				t.Fatalf("1/%s: throttled until %v, want +%s", c.per, th.At, c.per)
+			}
+		}
+	})
+}
+
+// connCounter starts a server answering 204 and counts the connections
+// opened to it.
+func connCounter(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var n atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			n.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// TestForwardReusesConnections: 64 drains calling one host at once through
+// the forward handler's pool open at most 64 connections, where net/http's
+// default client (2 idle connections per host) dials on most calls.
+func TestForwardReusesConnections(t *testing.T) {
+	const drains, calls = 64, 20
+	run := func(f *Forward) {
+		var wg sync.WaitGroup
+		for range drains {
+			wg.Go(func() {
+				for range calls {
+					if err := f.Handle(context.Background(), event()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+
+	poolSrv, poolConns := connCounter(t)
+	pooled, err := NewForward(ForwardConfig{URL: poolSrv.URL, MaxConnsPerHost: drains})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(pooled)
+
+	baseSrv, baseConns := connCounter(t)
+	base, err := NewForward(ForwardConfig{URL: baseSrv.URL, Client: &http.Client{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(base)
+
+	p, b := poolConns.Load(), baseConns.Load()
+	t.Logf("%d drains x %d calls: %d new connections with the pool, %d with &http.Client{}", drains, calls, p, b)
+	if p > drains || p >= b {
+		t.Fatalf("pool opened %d connections, want at most %d and fewer than the default client's %d", p, drains, b)
+	}
+}
+
+// TestForwardHandlersShareThePool: forward handlers built separately with
+// the same pool settings share one transport, so connections outlive the
+// handler that opened them; other settings get another transport.
+func TestForwardHandlersShareThePool(t *testing.T) {
+	srv, conns := connCounter(t)
+	f1, err := NewForward(ForwardConfig{URL: srv.URL + "/a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2, err := NewForward(ForwardConfig{URL: srv.URL + "/b", Secret: sinkSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		for _, f := range []*Forward{f1, f2} {
+			if err := f.Handle(context.Background(), event()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("6 sequential calls through two handlers opened %d connections, want 1", n)
+	}
+	tr, ok := f1.cfg.Client.Transport.(*http.Transport)
+	if !ok || tr.MaxIdleConnsPerHost != 64 || tr.MaxConnsPerHost != 64 || tr.ResponseHeaderTimeout != 10*time.Second || tr.IdleConnTimeout != 90*time.Second || !tr.ForceAttemptHTTP2 {
+		t.Fatalf("default pool transport %+v", f1.cfg.Client.Transport)
+	}
+	f3, err := NewForward(ForwardConfig{URL: srv.URL, MaxConnsPerHost: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f3.cfg.Client.Transport == f1.cfg.Client.Transport {
+		t.Fatal("a pool of 8 shares the transport of a pool of 64")
+	}
 }
 
 func TestRegistry(t *testing.T) {
