@@ -166,7 +166,10 @@ func (f *Forward) Handle(ctx context.Context, ev *Event) error {
 			return fmt.Errorf("forward %s: rate limiter: %w", f.safeURL, err)
 		}
 		if !res.OK {
-			return Throttled(res.At)
+			// Come back half the sleep bound early: the next Reserve then
+			// finds the slot within reach, sleeps to its start and calls on
+			// time, so the bucket's calls stay evenly spaced.
+			return Throttled(res.At.Add(-f.cfg.MaxRateWait / 2))
 		}
 		if err := clock.Sleep(ctx, res.Wait); err != nil {
 			return fmt.Errorf("forward %s: waiting for a rate-limit slot: %w", f.safeURL, err)
