@@ -101,6 +101,10 @@ func (a *App) Ingest() (*ingest.Server, error) {
 			r, ok := a.Config.Route(code)
 			return r.Lane, ok
 		},
+		KeepHeaders: func(code string) []string {
+			r, _ := a.Config.Route(code)
+			return r.KeepHeaders
+		},
 		Clock:   a.Clock,
 		Logger:  a.Logger,
 		OnReady: a.wake,

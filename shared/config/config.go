@@ -142,6 +142,11 @@ type Route struct {
 	// Headers are extra headers forward sends. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
 	Headers map[string]string `yaml:"headers"`
+	// KeepHeaders names the request headers ingest stores with each webhook
+	// of the route (lower-cased), for handlers that need them
+	// (handler.Event.Headers). Default none: an item stores only its id,
+	// receipt time and body.
+	KeepHeaders []string `yaml:"keep_headers"`
 }
 
 // Redis says how to reach Redis.
@@ -359,6 +364,9 @@ func (c *Config) setDefaults() {
 		r.MaxAttempts = cmp.Or(r.MaxAttempts, 8)
 		r.OnExhausted = cmp.Or(r.OnExhausted, queue.DeadLetter)
 		r.Timeout = cmp.Or(r.Timeout, Duration(10*time.Second))
+		for i, h := range r.KeepHeaders {
+			r.KeepHeaders[i] = strings.ToLower(h)
+		}
 		c.Routes[code] = r
 	}
 	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeStandardWebhooks)
@@ -372,7 +380,7 @@ func (c *Config) setDefaults() {
 	}
 	c.MaxBody = cmp.Or(c.MaxBody, 256<<10)
 	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
-	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(200*time.Millisecond))
+	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(time.Second))
 	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
 	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(10*time.Second))
 	c.Drain.Batch = cmp.Or(c.Drain.Batch, 10)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestDefaults(t *testing.T) {
 		MaxBody:     256 << 10,
 		DedupWindow: Duration(24 * time.Hour),
 		Scheduler: Scheduler{
-			Poll:         Duration(200 * time.Millisecond),
+			Poll:         Duration(time.Second),
 			Margin:       Duration(5 * time.Second),
 			MetricsEvery: Duration(10 * time.Second),
 		},
@@ -151,6 +152,7 @@ routes:
     secret: plain-for-custom-handler
     timeout: 1500ms
     headers: {X-Api-Version: "2"}
+    keep_headers: [User-Agent, x-request-id]
 scheduler: {poll: 10ms, margin: 1s, metrics_every: 1m}
 drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait: 0s, rate_margin: 150ms}
 `
@@ -164,7 +166,7 @@ drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait
 	r := c.Routes["invoice.paid"]
 	if r.Handler != "billing.Sync" || r.Rate != (Rate{N: 5, Per: 2 * time.Second}) || r.MaxAttempts != 1000 ||
 		r.OnExhausted != queue.Park || r.Secret != "plain-for-custom-handler" || r.Timeout != Duration(1500*time.Millisecond) ||
-		r.Headers["X-Api-Version"] != "2" {
+		r.Headers["X-Api-Version"] != "2" || !slices.Equal(r.KeepHeaders, []string{"user-agent", "x-request-id"}) {
 		t.Fatalf("route %#v", r)
 	}
 	if c.Scheduler != (Scheduler{Poll: Duration(10 * time.Millisecond), Margin: Duration(time.Second), MetricsEvery: Duration(time.Minute)}) {
@@ -294,6 +296,7 @@ routes:
 		want string
 	}{
 		{"shards high", "+shards: 4097", nil, "config: shards: 4097 is out of range 1..4096"},
+		{"keep header name", "+" + route(`handler: log, keep_headers: [ok, "bad name"]`), nil, "config: routes.r.keep_headers[1]: not a valid header name"},
 		{"shards negative", "+shards: -1", nil, "config: shards: -1 is out of range 1..4096"},
 		{"prefix", "+prefix: Hook", nil, `config: prefix: "Hook": want 1..32 of a-z`},
 		{"prefix env", "", map[string]string{EnvPrefix: "a b"}, `config: HOOKLINE_PREFIX: "a b": want 1..32`},

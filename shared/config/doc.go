@@ -41,9 +41,10 @@
 //	    secret: env:POST_CREATE_SECRET
 //	    headers:
 //	      Authorization: env:API_AUTHORIZATION
+//	    keep_headers: [user-agent]
 //
 //	scheduler:
-//	  poll: 200ms
+//	  poll: 1s
 //	  margin: 5s
 //	  metrics_every: 10s
 //
@@ -124,6 +125,10 @@
 //   - headers (optional): extra headers forward sends. Host, Content-Length,
 //     Transfer-Encoding, Connection and the webhook-* signature headers cannot
 //     be set. Not allowed with log.
+//   - keep_headers (default none): request headers ingest stores with each
+//     webhook of the route, for custom handlers that read them
+//     (handler.Event.Headers). Each kept header costs its name and value in
+//     Redis for every queued webhook; forward needs none.
 //
 // A secret or header value written "env:NAME" is read from the environment
 // variable NAME at load, so the file holds no credentials; an unset or empty
@@ -156,7 +161,10 @@
 //
 // scheduler tunes the scheduler function:
 //
-//   - poll (default 200ms, 10ms..5s): how often it looks for ready keys.
+//   - poll (default 1s, 10ms..5s): the longest it waits between looks for
+//     ready keys when nothing wakes it. New work wakes it at once (ingest
+//     and drains signal it), and so does the ready time of a key that
+//     waits for a retry or a rate-limit slot.
 //   - margin (default 5s, 1ms..14m): it stops this long before its Lambda
 //     deadline.
 //   - metrics_every (default 10s, 1s..1h): how often it emits queue metrics.

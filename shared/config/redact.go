@@ -105,6 +105,9 @@ func (r Route) LogValue() slog.Value {
 		}
 		attrs = append(attrs, slog.Attr{Key: "headers", Value: slog.GroupValue(h...)})
 	}
+	if len(r.KeepHeaders) > 0 {
+		attrs = append(attrs, slog.String("keep_headers", strings.Join(r.KeepHeaders, ",")))
+	}
 	return slog.GroupValue(attrs...)
 }
 

@@ -184,6 +184,11 @@ func (c *Config) validateRoute(v *checker, code string, r Route) {
 			v.add(hp, "the value must not hold line breaks or NUL")
 		}
 	}
+	for i, name := range r.KeepHeaders {
+		if !isToken(name) {
+			v.add(fmt.Sprintf("%s.keep_headers[%d]", path, i), "not a valid header name")
+		}
+	}
 }
 
 func (c *Config) validateVerify(v *checker) {

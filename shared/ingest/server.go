@@ -42,9 +42,6 @@ import (
 // DefaultMaxBody is the default body limit: 256 KiB.
 const DefaultMaxBody = 256 << 10
 
-// DefaultKeepHeaders are the request headers stored with each item.
-var DefaultKeepHeaders = []string{"content-type", "user-agent", "webhook-id", "webhook-timestamp"}
-
 // Options configure a Server. Zero values select the documented defaults.
 type Options struct {
 	// Engine stores the webhooks. Required.
@@ -59,9 +56,10 @@ type Options struct {
 	Lane func(code string) (string, bool)
 	// MaxBody limits the request body. Default DefaultMaxBody.
 	MaxBody int64
-	// KeepHeaders are the headers stored with each item (lower-case).
-	// Default DefaultKeepHeaders.
-	KeepHeaders []string
+	// KeepHeaders returns the request headers stored with each item of an
+	// event code (lower-case). Default none: only what the handlers need,
+	// the id, the receipt time and the body, is stored.
+	KeepHeaders func(code string) []string
 	// RetryAfter is the Retry-After sent with 503. Default 5s.
 	RetryAfter time.Duration
 	// Clock supplies "now". Default the wall clock.
@@ -93,9 +91,6 @@ func New(opt Options) (*Server, error) {
 		return nil, fmt.Errorf("ingest: Options.TenantPointer %q must be a JSON pointer such as /data/customer_id", opt.TenantPointer)
 	}
 	opt.MaxBody = cmp.Or(opt.MaxBody, DefaultMaxBody)
-	if opt.KeepHeaders == nil {
-		opt.KeepHeaders = DefaultKeepHeaders
-	}
 	opt.RetryAfter = cmp.Or(opt.RetryAfter, 5*time.Second)
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
@@ -165,7 +160,7 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		s.refuse(r, w, http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
 		return
 	}
-	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(r.Header)}
+	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(p.Code, r.Header)}
 	res, err := s.opt.Engine.Enqueue(r.Context(), lane, it)
 	if errors.Is(err, queue.ErrInvalidHeader) {
 		s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
@@ -187,10 +182,13 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
 }
 
-// keep copies the kept headers of h, in KeepHeaders order.
-func (s *Server) keep(h http.Header) []queue.Header {
+// keep copies the headers of h kept for code, in KeepHeaders order.
+func (s *Server) keep(code string, h http.Header) []queue.Header {
+	if s.opt.KeepHeaders == nil {
+		return nil
+	}
 	var out []queue.Header
-	for _, name := range s.opt.KeepHeaders {
+	for _, name := range s.opt.KeepHeaders(code) {
 		if vs := h.Values(name); len(vs) > 0 {
 			out = append(out, queue.Header{Name: name, Value: strings.Join(vs, ", ")})
 		}

@@ -55,6 +55,12 @@ func newRig(t *testing.T, rdb redis.UniversalClient) *rig {
 			}
 			return "", false
 		},
+		KeepHeaders: func(code string) []string {
+			if code == "post.create" {
+				return []string{"webhook-id"}
+			}
+			return nil
+		},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
