@@ -43,6 +43,7 @@ lint: ## gofmt and go vet
 .PHONY: bench
 bench: ## engine benchmarks on real Redis, each beside a raw go-redis baseline (prints ratios)
 	$(GO) test -run '^$$' -bench . -benchtime 3000x ./shared/queue
+	$(GO) test -run '^$$' -bench . -benchtime 20000x ./shared/drain
 
 FUZZTIME ?= 30s
 
