@@ -42,8 +42,9 @@ lint: ## gofmt and go vet
 
 .PHONY: bench
 bench: ## engine benchmarks on real Redis, each beside a raw go-redis baseline (prints ratios)
-	$(GO) test -run '^$$' -bench . -benchtime 3000x ./shared/queue
-	$(GO) test -run '^$$' -bench . -benchtime 20000x ./shared/drain
+	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 3000x ./shared/queue
+	$(GO) test -run '^$$' -bench BytesPerItem -benchtime 1x ./shared/queue
+	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 20000x ./shared/drain
 
 FUZZTIME ?= 30s
 
