@@ -429,6 +429,24 @@ func (f *Function) Kill() {
 	}
 }
 
+// KillBusy is Kill for an environment in the middle of an invocation: it
+// sends SIGKILL to the current process only if its runtime has taken an
+// invocation and not yet answered it, waits for the process to exit, and
+// reports whether it killed. An idle or starting process is left alone. The
+// invocation in flight fails with ErrProcessExited, unless the runtime's
+// answer was already being delivered when the signal was sent; the next
+// invocation starts a new process.
+func (f *Function) KillBusy() bool {
+	f.mu.Lock()
+	e := f.cur
+	f.mu.Unlock()
+	if e == nil || !e.killIfBusy() {
+		return false
+	}
+	<-e.exited
+	return true
+}
+
 // stop kills every process of the function and waits until their output is
 // logged, their Runtime API servers are closed and every invocation has
 // ended.

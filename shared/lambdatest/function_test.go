@@ -335,6 +335,97 @@ func TestKill(t *testing.T) {
 	invokeOK(t, ctx, f, `{}`)
 }
 
+func TestKillBusy(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	b := newBarrier(t, 2) // never released
+	f := lambdatest.Start(t, "echo", lambdatest.Build(t, echoPkg), nil)
+
+	// Idle, before and after serving an invocation: left alone.
+	if err := f.Ready(ctx); err != nil {
+		t.Fatalf("Ready: %v", err)
+	}
+	if f.KillBusy() {
+		t.Fatal("KillBusy killed a process that had not taken an invocation")
+	}
+	first := invokeOK(t, ctx, f, `{}`)
+	if f.KillBusy() {
+		t.Fatal("KillBusy killed an idle process")
+	}
+	if n := f.Starts(); n != 1 {
+		t.Fatalf("Starts = %d after KillBusy of an idle process, want 1", n)
+	}
+
+	// In the middle of an invocation: killed, and the next invocation runs
+	// in a new process.
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.Invoke(ctx, "", []byte(b.event()), 30*time.Second)
+		errc <- err
+	}()
+	select {
+	case <-b.first:
+	case <-ctx.Done():
+		t.Fatalf("the invocation never reached the barrier")
+	}
+	if !f.KillBusy() {
+		t.Fatal("KillBusy did not kill a process in the middle of an invocation")
+	}
+	if err := <-errc; !errors.Is(err, lambdatest.ErrProcessExited) {
+		t.Fatalf("Invoke in flight during KillBusy: %v, want ErrProcessExited", err)
+	}
+	if again := invokeOK(t, ctx, f, `{}`); again.PID == first.PID {
+		t.Fatalf("the invocation after KillBusy ran in the killed process %d", first.PID)
+	}
+	if n := f.Starts(); n != 2 {
+		t.Fatalf("Starts = %d after KillBusy, want 2", n)
+	}
+}
+
+func TestPoolReplacesKilledEnvironments(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+	p := lambdatest.StartPool(t, "echo", lambdatest.Build(t, echoPkg), nil, 2)
+
+	// Twice over, kill both environments while each is in an invocation:
+	// the pool keeps serving, each time from new processes.
+	for round := range 2 {
+		errc := make(chan error, 2)
+		for range 2 {
+			b := newBarrier(t, 2) // never released
+			go func() {
+				_, err := p.Invoke(ctx, "", []byte(b.event()), 30*time.Second)
+				errc <- err
+			}()
+			select {
+			case <-b.first:
+			case <-ctx.Done():
+				t.Fatalf("round %d: an invocation never reached its barrier", round)
+			}
+		}
+		for _, f := range p.Functions() {
+			if !f.KillBusy() {
+				t.Fatalf("round %d: KillBusy did not kill %s, which is in an invocation", round, f.Name())
+			}
+		}
+		for range 2 {
+			if err := <-errc; !errors.Is(err, lambdatest.ErrProcessExited) {
+				t.Fatalf("round %d: Invoke during KillBusy: %v, want ErrProcessExited", round, err)
+			}
+		}
+	}
+	for range 2 {
+		invokeOK(t, ctx, p, `{}`)
+	}
+	starts := 0
+	for _, f := range p.Functions() {
+		starts += f.Starts()
+	}
+	if starts != 6 {
+		t.Fatalf("the pool started %d processes for 2 environments killed twice each, want 6", starts)
+	}
+}
+
 func TestTimeout(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)

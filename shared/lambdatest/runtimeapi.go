@@ -169,6 +169,19 @@ func (e *environment) kill() {
 	<-e.exited
 }
 
+// killIfBusy sends SIGKILL to the process if the runtime holds an
+// invocation it has not answered, and reports whether it did. It holds e.mu
+// while it checks and signals, so no answer is taken in between.
+func (e *environment) killIfBusy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.inflight) == 0 || e.hasExited() {
+		return false
+	}
+	_ = e.cmd.Process.Kill() // fails only if it has just exited
+	return true
+}
+
 // exitError returns the error for an invocation cut short by the process's
 // exit, which happened at the moment described by when. It wraps the
 // *exec.ExitError, if any, and the init error the process reported, if any.
