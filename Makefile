@@ -35,16 +35,28 @@ redis-server: ## install redis-server if it is missing (apt-get or brew)
 	fi
 
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt and go vet (the bench/ module too)
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	cd bench && $(GO) vet ./...
 
-.PHONY: bench
-bench: ## engine benchmarks on real Redis, each beside a raw go-redis baseline (prints ratios)
+# BENCHFLAGS go to the black-box suite in bench/ (a module of its own, so
+# that asynq stays out of go.mod): e.g. BENCHFLAGS='--only cold --n 5000';
+# `cd bench && go run . --help` lists them.
+BENCHFLAGS ?=
+
+.PHONY: bench bench-quick
+bench: redis-server ## engine benchmarks beside raw go-redis, then the black-box suite (bench/): hookline dev vs asynq and raw Redis, ratios
 	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 3000x ./shared/queue
 	$(GO) test -run '^$$' -bench BytesPerItem -benchtime 1x ./shared/queue
 	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 20000x ./shared/drain
+	cd bench && $(GO) run . $(BENCHFLAGS)
+
+bench-quick: redis-server ## a small run of both: fewer engine iterations, the suite with --quick (about a minute)
+	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 300x ./shared/queue
+	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 2000x ./shared/drain
+	cd bench && $(GO) run . --quick $(BENCHFLAGS)
 
 FUZZTIME ?= 30s
 

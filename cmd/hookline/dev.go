@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -18,6 +20,8 @@ import (
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/redisstats"
 	"github.com/hookline/hookline/shared/schedule"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
@@ -27,8 +31,17 @@ import (
 // --config nor HOOKLINE_CONFIG names one.
 const defaultDevConfig = "examples/hookline.yaml"
 
+// devOptions are the flags of `hookline dev`.
+type devOptions struct {
+	addr, cfgPath string
+	// quiet logs at warn level: no line per handled item.
+	quiet bool
+	// ingestOnly runs ingest alone, without scheduler and drains.
+	ingestOnly bool
+}
+
 func newDevCmd() *cobra.Command {
-	var addr, cfgPath string
+	var opt devOptions
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole pipeline locally: ingest, scheduler and drains in one process",
@@ -38,15 +51,22 @@ invoked in-process through the same code the Lambda functions run.
 Redis is HOOKLINE_REDIS_URL when set, otherwise an embedded in-process Redis
 (nothing to install; its data is gone when dev stops). Webhooks are verified
 with HOOKLINE_SIGNING_SECRETS, or with a local development secret printed at
-start, which ` + "`hookline send`" + ` uses for localhost by default.`,
+start, which ` + "`hookline send`" + ` uses for localhost by default.
+
+GET /_dev/stats answers {"redis_round_trips", "drain_invocations",
+"items_handled"}: the Redis round trips of this process (one per command sent
+alone, one per pipeline), the drains the scheduler started, and the items
+they handled successfully (counted as each drain ends). Benchmarks read it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return runDev(ctx, cmd.OutOrStdout(), addr, cfgPath)
+			return runDev(ctx, cmd.OutOrStdout(), opt)
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to serve ingest on (port 0 picks a free one)")
-	cmd.Flags().StringVar(&cfgPath, "config", "", "configuration file (default $HOOKLINE_CONFIG, else "+defaultDevConfig+")")
+	cmd.Flags().StringVar(&opt.addr, "addr", "127.0.0.1:8080", "address to serve ingest on (port 0 picks a free one)")
+	cmd.Flags().StringVar(&opt.cfgPath, "config", "", "configuration file (default $HOOKLINE_CONFIG, else "+defaultDevConfig+")")
+	cmd.Flags().BoolVar(&opt.quiet, "quiet", false, "log warnings and errors only (no line per handled item)")
+	cmd.Flags().BoolVar(&opt.ingestOnly, "ingest-only", false, "run ingest only, no scheduler or drains (queue a backlog for another dev to drain)")
 	return cmd
 }
 
@@ -65,9 +85,29 @@ func devEnv(cfgPath string) func(string) string {
 	}
 }
 
-func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
-	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{ReplaceAttr: devLogAttr}))
-	getenv := devEnv(cfgPath)
+// devStats are the counters GET /_dev/stats reports.
+type devStats struct {
+	trips  redisstats.Counter
+	drains atomic.Int64
+	items  atomic.Int64
+}
+
+func (st *devStats) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]int64{
+		"redis_round_trips": st.trips.RoundTrips(),
+		"drain_invocations": st.drains.Load(),
+		"items_handled":     st.items.Load(),
+	})
+}
+
+func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
+	level := slog.LevelInfo
+	if opt.quiet {
+		level = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level, ReplaceAttr: devLogAttr}))
+	getenv := devEnv(opt.cfgPath)
 	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
@@ -88,6 +128,8 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		where = "embedded Redis (in-process; set HOOKLINE_REDIS_URL to use your own)"
 	}
+	stats := &devStats{}
+	rdb.AddHook(&stats.trips)
 	a, err := app.NewWith(cfg, rdb, logger)
 	if err != nil {
 		return err
@@ -97,34 +139,50 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 		return fmt.Errorf("dev: %w", err)
 	}
 	var sched *schedule.Scheduler
-	a.WakeLocally(func() { sched.Notify() })
+	a.WakeLocally(func() {
+		if sched != nil { // nil with --ingest-only
+			sched.Notify()
+		}
+	})
 	ingestSrv, err := a.Ingest()
 	if err != nil {
 		return err
 	}
-	d, err := a.Drainer(nil)
-	if err != nil {
-		return err
-	}
-	async := drain.NewAsync(d)
-	if sched, err = a.Scheduler(async, "dev", nil); err != nil {
-		return err
+	var async *drain.Async
+	if !opt.ingestOnly {
+		d, err := a.Drainer(nil)
+		if err != nil {
+			return err
+		}
+		async = drain.NewAsync(d)
+		async.OnResult = func(res drain.Result, _ error) { stats.items.Add(int64(res.Handled)) }
+		counted := schedule.InvokerFunc(func(ctx context.Context, l queue.Lease) error {
+			stats.drains.Add(1)
+			return async.Invoke(ctx, l)
+		})
+		if sched, err = a.Scheduler(counted, "dev", nil); err != nil {
+			return err
+		}
 	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/", ingestSrv)
+	mux.Handle("GET /_dev/stats", stats)
 	mux.HandleFunc("POST /_dev/sink/", func(w http.ResponseWriter, r *http.Request) {
 		logger.Info("sink", "path", r.URL.Path, "key", r.Header.Get("hookline-key"), "id", r.Header.Get("webhook-id"))
 		w.WriteHeader(http.StatusNoContent)
 	})
-	ln, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", opt.addr)
 	if err != nil {
-		return fmt.Errorf("dev: listen on %s: %w", addr, err)
+		return fmt.Errorf("dev: listen on %s: %w", opt.addr, err)
 	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	fmt.Fprintf(out, "hookline dev: config %s, %d routes, lanes %v\n", getenv(config.EnvConfig), len(cfg.Routes), cfg.LaneNames())
 	fmt.Fprintf(out, "hookline dev: storage: %s\n", where)
+	if opt.ingestOnly {
+		fmt.Fprintln(out, "hookline dev: ingest only: no scheduler, no drains")
+	}
 	if os.Getenv(config.EnvSigningSecrets) == "" && cfg.Verify.Scheme == config.SchemeStandardWebhooks {
 		fmt.Fprintf(out, "hookline dev: local signing secret: %s (for local use only)\n", devSecret)
 	}
@@ -133,6 +191,9 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() {
+		if sched == nil {
+			return // --ingest-only
+		}
 		// The scheduler runs until ctx ends; Run returns early only if
 		// another scheduler holds the lease (a second dev on the same Redis).
 		for ctx.Err() == nil {
@@ -160,8 +221,10 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Drains first: they may be calling dev's own sink.
-	async.Stop()
-	async.Wait()
+	if async != nil {
+		async.Stop()
+		async.Wait()
+	}
 	_ = hs.Shutdown(sctx)
 	return nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -79,7 +81,14 @@ func (d *devProc) waitFor(t *testing.T, what string, cond func([]string) bool) [
 // and env, and stops it (SIGINT) at cleanup.
 func startDev(t *testing.T, env ...string) *devProc {
 	t.Helper()
-	cmd := exec.Command(hooklineBinary(t), "dev", "--addr", "127.0.0.1:0", "--config", "../../examples/hookline.yaml")
+	return startDevArgs(t, nil, env...)
+}
+
+// startDevArgs is startDev with extra dev flags.
+func startDevArgs(t *testing.T, args []string, env ...string) *devProc {
+	t.Helper()
+	args = append([]string{"dev", "--addr", "127.0.0.1:0", "--config", "../../examples/hookline.yaml"}, args...)
+	cmd := exec.Command(hooklineBinary(t), args...)
 	cmd.Env = append(os.Environ(), "HOOKLINE_REDIS_URL=", "HOOKLINE_CONFIG=", "HOOKLINE_SIGNING_SECRETS=")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
@@ -206,5 +215,69 @@ func TestDevRealRedis(t *testing.T) {
 	keys, err := srv.Client(t).Keys(context.Background(), "hl:{*}:seq").Result()
 	if err != nil || len(keys) == 0 {
 		t.Fatalf("no fencing counters in the real Redis: %v %v", keys, err)
+	}
+}
+
+// stats reads dev's GET /_dev/stats.
+func (d *devProc) stats(t *testing.T) map[string]int64 {
+	t.Helper()
+	resp, err := http.Get(strings.TrimSuffix(d.url, "/webhooks") + "/_dev/stats")
+	if err != nil {
+		t.Fatalf("GET /_dev/stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var st map[string]int64
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+		t.Fatalf("GET /_dev/stats: status %d or a body that is not a JSON object of numbers", resp.StatusCode)
+	}
+	for _, name := range []string{"redis_round_trips", "drain_invocations", "items_handled"} {
+		if _, ok := st[name]; !ok {
+			t.Fatalf("GET /_dev/stats: no %s in %v", name, st)
+		}
+	}
+	return st
+}
+
+// TestDevIngestOnlyThenDrain: `dev --ingest-only` stores webhooks without
+// draining them; a second `dev --quiet` on the same Redis drains the backlog
+// without a line per item; /_dev/stats counts round trips, drains and items.
+func TestDevIngestOnlyThenDrain(t *testing.T) {
+	srv := redistest.Start(t)
+	env := "HOOKLINE_REDIS_URL=redis://" + srv.Addr()
+	in := startDevArgs(t, []string{"--ingest-only", "--quiet"}, env)
+	if !strings.Contains(strings.Join(in.snapshot(), "\n"), "ingest only") {
+		t.Fatal("dev --ingest-only did not say so")
+	}
+	const count, tenants = 5, 3
+	send := exec.Command(hooklineBinary(t), "send", "--url", in.url, "--count", strconv.Itoa(count),
+		"--tenants", strconv.Itoa(tenants), "--run", "backlog", "--quiet")
+	send.Env = append(os.Environ(), "HOOKLINE_SIGNING_SECRETS=")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("hookline send: %v\n%s", err, out)
+	}
+	st := in.stats(t)
+	if st["redis_round_trips"] < count*tenants || st["drain_invocations"] != 0 || st["items_handled"] != 0 {
+		t.Fatalf("ingest-only stats %v: want a round trip per webhook at least, no drains, no items", st)
+	}
+
+	dr := startDevArgs(t, []string{"--quiet"}, env)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		st = dr.stats(t)
+		if st["items_handled"] >= count*tenants {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backlog not drained in 60s: stats %v", st)
+		}
+		time.Sleep(20 * time.Millisecond) // polling with a deadline
+	}
+	if st["items_handled"] != count*tenants || st["drain_invocations"] < tenants || st["redis_round_trips"] == 0 {
+		t.Fatalf("drain stats %v: want %d items by at least %d drains, and round trips", st, count*tenants, tenants)
+	}
+	for _, l := range dr.snapshot() {
+		if itemLine.MatchString(l) {
+			t.Fatalf("dev --quiet printed an item line: %s", l)
+		}
 	}
 }
