@@ -198,7 +198,7 @@ func (e *Engine) readHeads(ctx context.Context, lane string, h *shardHeads) erro
 // claimNext runs claimNextCmd on shard s. next is the shard's new head
 // ready-at (math.MaxInt64 when empty).
 func (e *Engine) claimNext(ctx context.Context, lane string, s int, invocation string, now int64) (Lease, bool, int64, error) {
-	keys := []string{e.ks.ready(s, lane), e.ks.leased(s, lane), e.ks.lease(s), e.ks.seq(s)}
+	keys := []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s)}
 	vals, err := claimNextCmd.Run(ctx, e.rdb, keys, now, e.opt.LeaseTTL.Milliseconds(), invocation).StringSlice()
 	if err != nil {
 		return Lease{}, false, 0, fmt.Errorf("queue: claim next: %w", err)

@@ -397,7 +397,7 @@ func (e *Engine) claim(ctx context.Context, lane string, now int64, cands []Read
 	calls := make([]scriptCall, 0, len(shardOrder))
 	for _, s := range shardOrder {
 		args := append([]any{now, e.opt.ClaimTTL.Milliseconds()}, byShard[s]...)
-		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.leased(s, lane), e.ks.lease(s), e.ks.seq(s)}, args})
+		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s)}, args})
 	}
 	cmds, err := e.pipeline(ctx, calls)
 	if err != nil {
@@ -517,7 +517,7 @@ type Step struct {
 // ended too (Batch.Released).
 func (e *Engine) Step(ctx context.Context, l *Lease, st Step) (*Batch, error) {
 	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.dedup(s, l.Key)}
+	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.dedup(s, l.Key)}
 	activate := int64(0)
 	if st.Activate {
 		if l.Invocation == "" {
@@ -590,7 +590,7 @@ func (e *Engine) Activate(ctx context.Context, l *Lease, invocation string) erro
 func (e *Engine) Extend(ctx context.Context, l *Lease) error {
 	s := e.ks.shardOf(l.Key)
 	now := e.nowMs()
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane)}
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane)}
 	args := append(e.leaseArgs(l, now), e.opt.LeaseTTL.Milliseconds())
 	dl, err := extendCmd.Run(ctx, e.rdb, keys, args...).Int64()
 	if err != nil {
@@ -645,7 +645,7 @@ func (e *Engine) Ack(ctx context.Context, l *Lease, ids ...string) (int64, error
 // again.
 func (e *Engine) Yield(ctx context.Context, l *Lease, notBefore time.Time) (bool, error) {
 	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
 	nb := int64(0)
 	if !notBefore.IsZero() {
 		nb = notBefore.UnixMilli()
@@ -737,7 +737,7 @@ func oneLine(s string) string {
 func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (FailResult, error) {
 	s := e.ks.shardOf(l.Key)
 	keys := []string{
-		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.leased(s, l.Lane), e.ks.queue(s, l.Key),
+		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key),
 		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s), e.ks.dedup(s, l.Key),
 	}
 	policy := cmp.Or(f.Policy, DeadLetter)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -799,8 +798,7 @@ func TestEnqueueDuringLease(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A holder that dies with an empty queue leaves no trace once the key
-		// is used again: its lease field goes at the next enqueue, its
-		// leased entry at the next claim.
+		// is used again: its lease field goes at the next enqueue.
 		f.enqueue("quick", "acme:g", "g1")
 		l = f.claimOne("quick", "inv-5")
 		f.ack(l, "g1")
@@ -812,9 +810,6 @@ func TestEnqueueDuringLease(t *testing.T) {
 		}
 		if l := f.claimOne("quick", "inv-6"); l.Key != "acme:g" {
 			t.Fatalf("claimed %s, want acme:g", l.Key)
-		}
-		if n := rdb.ZCount(f.ctx, f.e.ks.leased(s, "quick"), "-inf", strconv.FormatInt(f.clk.Now().UnixMilli(), 10)).Val(); n != 0 {
-			t.Fatalf("%d expired entries stay in leased:quick after a claim", n)
 		}
 	})
 }
@@ -905,7 +900,7 @@ func TestG9NoTTLOnQueueData(t *testing.T) {
 			t.Fatal(err)
 		}
 		s := f.e.Shard(key)
-		for _, k := range []string{f.e.ks.queue(s, key), f.e.ks.meta(s, key), f.e.ks.ready(s, "quick"), f.e.ks.leased(s, "quick"),
+		for _, k := range []string{f.e.ks.queue(s, key), f.e.ks.meta(s, key), f.e.ks.ready(s, "quick"),
 			f.e.ks.lease(s), f.e.ks.seq(s), f.e.ks.dlq(s, key), f.e.ks.dlqIndex(s)} {
 			if ttl := rdb.PTTL(f.ctx, k).Val(); ttl != -1 {
 				t.Errorf("%s has PTTL %v, want -1 (exists, no TTL)", k, ttl)
@@ -929,7 +924,7 @@ func TestG9ScriptsAreServerlessSafe(t *testing.T) {
 		}
 	}
 	ks := keyspace{prefix: "hl", shards: 16}
-	for _, k := range []string{ks.ready(7, "quick"), ks.leased(7, "quick"), ks.lease(7), ks.seq(7), ks.paused(7),
+	for _, k := range []string{ks.ready(7, "quick"), ks.lease(7), ks.seq(7), ks.paused(7),
 		ks.dlqIndex(7), ks.queue(7, "a:b"), ks.meta(7, "a:b"), ks.dlq(7, "a:b"), ks.dedup(7, "a:b")} {
 		if !strings.HasPrefix(k, "hl:{07}:") {
 			t.Errorf("key %q does not carry the shard tag {07}", k)

@@ -15,7 +15,6 @@ import (
 // share the slot of its shard's ready index, lease hash and fencing counter.
 //
 //	<p>:{NN}:ready:<lane>   ZSET   key -> ready-at ms (lease deadline while leased)
-//	<p>:{NN}:leased:<lane>  ZSET   key -> lease deadline ms (live leases per lane)
 //	<p>:{NN}:lease          HASH   key -> "token|deadline ms|invocation id"
 //	<p>:{NN}:seq            STRING fencing-token counter
 //	<p>:{NN}:paused         ZSET   key -> paused-at ms
@@ -43,16 +42,15 @@ func (ks keyspace) tag(s int) string {
 	return ks.prefix + ":{" + fmt.Sprintf("%02d", s) + "}:"
 }
 
-func (ks keyspace) ready(s int, lane string) string  { return ks.tag(s) + "ready:" + lane }
-func (ks keyspace) leased(s int, lane string) string { return ks.tag(s) + "leased:" + lane }
-func (ks keyspace) lease(s int) string               { return ks.tag(s) + "lease" }
-func (ks keyspace) seq(s int) string                 { return ks.tag(s) + "seq" }
-func (ks keyspace) paused(s int) string              { return ks.tag(s) + "paused" }
-func (ks keyspace) dlqIndex(s int) string            { return ks.tag(s) + "dlqidx" }
-func (ks keyspace) queue(s int, key string) string   { return ks.tag(s) + "q:" + key }
-func (ks keyspace) meta(s int, key string) string    { return ks.tag(s) + "m:" + key }
-func (ks keyspace) dlq(s int, key string) string     { return ks.tag(s) + "dlq:" + key }
-func (ks keyspace) dedup(s int, key string) string   { return ks.tag(s) + "dd:" + key }
+func (ks keyspace) ready(s int, lane string) string { return ks.tag(s) + "ready:" + lane }
+func (ks keyspace) lease(s int) string              { return ks.tag(s) + "lease" }
+func (ks keyspace) seq(s int) string                { return ks.tag(s) + "seq" }
+func (ks keyspace) paused(s int) string             { return ks.tag(s) + "paused" }
+func (ks keyspace) dlqIndex(s int) string           { return ks.tag(s) + "dlqidx" }
+func (ks keyspace) queue(s int, key string) string  { return ks.tag(s) + "q:" + key }
+func (ks keyspace) meta(s int, key string) string   { return ks.tag(s) + "m:" + key }
+func (ks keyspace) dlq(s int, key string) string    { return ks.tag(s) + "dlq:" + key }
+func (ks keyspace) dedup(s int, key string) string  { return ks.tag(s) + "dd:" + key }
 
 func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
 func (ks keyspace) slots(lane string) string     { return ks.prefix + ":slots:" + lane }

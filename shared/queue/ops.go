@@ -74,8 +74,7 @@ type LaneStats struct {
 	// Leased keys have a live lease (a drain is working them, or one was
 	// dispatched).
 	Leased int64
-	// Delayed keys wait for a retry time (approximate: leased keys whose
-	// queue is empty are not in the index and can make this undercount).
+	// Delayed keys wait for a retry time or a rate-limit slot.
 	Delayed int64
 	// OldestReady is the earliest ready-at among ready keys (zero if none).
 	OldestReady time.Time
@@ -85,8 +84,8 @@ type LaneStats struct {
 func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 	now := strconv.FormatInt(e.nowMs(), 10)
 	type shardCmds struct {
-		ready, card, leased *redis.IntCmd
-		oldest              *redis.ZSliceCmd
+		ready, later *redis.IntCmd
+		oldest       *redis.ZSliceCmd
 	}
 	cmds := make([]shardCmds, e.opt.Shards)
 	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -94,8 +93,7 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 			r := e.ks.ready(s, lane)
 			cmds[s] = shardCmds{
 				ready:  p.ZCount(ctx, r, "-inf", now),
-				card:   p.ZCard(ctx, r),
-				leased: p.ZCount(ctx, e.ks.leased(s, lane), "("+now, "+inf"),
+				later:  p.ZCount(ctx, r, "("+now, "+inf"),
 				oldest: p.ZRangeWithScores(ctx, r, 0, 0),
 			}
 		}
@@ -104,11 +102,15 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return LaneStats{}, fmt.Errorf("queue: stats %s: %w", lane, err)
 	}
-	st := LaneStats{Lane: lane}
+	leased, err := e.LeasedKeys(ctx, lane)
+	if err != nil {
+		return LaneStats{}, err
+	}
+	st := LaneStats{Lane: lane, Leased: int64(len(leased))}
+	var later int64
 	for _, c := range cmds {
 		st.Ready += c.ready.Val()
-		st.Leased += c.leased.Val()
-		st.Delayed += max(0, c.card.Val()-c.ready.Val()-c.leased.Val())
+		later += c.later.Val()
 		if z := c.oldest.Val(); len(z) == 1 && c.ready.Val() > 0 {
 			at := time.UnixMilli(int64(z[0].Score))
 			if st.OldestReady.IsZero() || at.Before(st.OldestReady) {
@@ -116,40 +118,14 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 			}
 		}
 	}
+	st.Delayed = max(0, later-st.Leased)
 	return st, nil
 }
 
-// LiveLeases counts the live leases of a lane over all shards: the number a
-// lane's concurrency cap is checked against.
+// LiveLeases counts the live leases of a lane's keys that have work.
 func (e *Engine) LiveLeases(ctx context.Context, lane string) (int64, error) {
-	n, err := e.LiveLeasesByLane(ctx, lane)
-	return n[lane], err
-}
-
-// LiveLeasesByLane counts the live leases of each lane in one round trip per
-// Redis node, as the scheduler does at every poll.
-func (e *Engine) LiveLeasesByLane(ctx context.Context, lanes ...string) (map[string]int64, error) {
-	now := "(" + strconv.FormatInt(e.nowMs(), 10)
-	cmds := make([][]*redis.IntCmd, len(lanes))
-	_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, lane := range lanes {
-			cmds[i] = make([]*redis.IntCmd, e.opt.Shards)
-			for s := range cmds[i] {
-				cmds[i][s] = p.ZCount(ctx, e.ks.leased(s, lane), now, "+inf")
-			}
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("queue: count leases: %w", err)
-	}
-	out := make(map[string]int64, len(lanes))
-	for i, lane := range lanes {
-		for _, c := range cmds[i] {
-			out[lane] += c.Val()
-		}
-	}
-	return out, nil
+	ls, err := e.LeasedKeys(ctx, lane)
+	return int64(len(ls)), err
 }
 
 // ReadyKeys returns up to n keys of lane that are claimable now, oldest first.
@@ -167,11 +143,15 @@ type LeaseInfo struct {
 	Deadline   time.Time
 }
 
-// LeasedKeys returns the live leases of lane, soonest deadline first.
+// LeasedKeys returns the live leases of lane's keys that have work (a key
+// leased with an empty queue is not in the lane's index), soonest deadline
+// first. A leased key's score in the ready index is its lease deadline, so
+// it is among the keys scored after now; the lease hash tells it from a
+// delayed key.
 func (e *Engine) LeasedKeys(ctx context.Context, lane string) ([]LeaseInfo, error) {
-	now := "(" + strconv.FormatInt(e.nowMs(), 10)
+	now := e.nowMs()
 	keys, err := perShard(ctx, e, "list leases", func(p redis.Pipeliner, s int) *redis.StringSliceCmd {
-		return p.ZRangeByScore(ctx, e.ks.leased(s, lane), &redis.ZRangeBy{Min: now, Max: "+inf"})
+		return p.ZRangeByScore(ctx, e.ks.ready(s, lane), &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"})
 	})
 	if err != nil {
 		return nil, err
@@ -190,8 +170,8 @@ func (e *Engine) LeasedKeys(ctx context.Context, lane string) ([]LeaseInfo, erro
 		for i, k := range keys[s].Val() {
 			raw, _ := vals[s].Val()[i].(string)
 			tok, dl, inv, ok := parseLease(raw)
-			if !ok {
-				continue // yielded between the two reads
+			if !ok || dl <= now {
+				continue // delayed, or yielded between the two reads
 			}
 			out = append(out, LeaseInfo{Key: k, Lane: lane, Token: tok, Invocation: inv, Deadline: time.UnixMilli(dl)})
 		}

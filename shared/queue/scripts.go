@@ -134,30 +134,25 @@ return out
 // claimCmd leases the named keys of one shard and lane that are ready at now
 // and not held by a live lease.
 //
-// KEYS[1] -> ready:<lane>   KEYS[2] -> leased:<lane>   KEYS[3] -> lease
-// KEYS[4] -> seq
+// KEYS[1] -> ready:<lane>   KEYS[2] -> lease   KEYS[3] -> seq
 // ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3..] -> candidate keys
 //
-// Returns {key, token, key, token, ...} for the keys it leased. It also
-// prunes the lane's expired leases from leased:<lane>.
+// Returns {key, token, key, token, ...} for the keys it leased.
 var claimCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[1])
 local dl = now + tonumber(ARGV[2])
 local out = {}
--- Leases that ran out are no longer live: drop them from the count.
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 for i = 3, #ARGV do
   local k = ARGV[i]
   local s = redis.call('ZSCORE', KEYS[1], k)
   if s and tonumber(s) <= now then
-    local t, ldl = lease_of(KEYS[3], k)
+    local t, ldl = lease_of(KEYS[2], k)
     if t and ldl > now then
       redis.call('ZADD', KEYS[1], ldl, k)
     else
-      local tok = redis.call('INCR', KEYS[4])
-      redis.call('HSET', KEYS[3], k, tok .. '|' .. dl .. '|')
+      local tok = redis.call('INCR', KEYS[3])
+      redis.call('HSET', KEYS[2], k, tok .. '|' .. dl .. '|')
       redis.call('ZADD', KEYS[1], dl, k)
-      redis.call('ZADD', KEYS[2], dl, k)
       out[#out+1] = k
       out[#out+1] = tostring(tok)
     end
@@ -171,35 +166,32 @@ return out
 // takes its next key with it. The key is chosen inside the script, so two
 // drains asking at once get different keys.
 //
-// KEYS[1] -> ready:<lane>   KEYS[2] -> leased:<lane>   KEYS[3] -> lease
-// KEYS[4] -> seq
+// KEYS[1] -> ready:<lane>   KEYS[2] -> lease   KEYS[3] -> seq
 // ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3] -> invocation id
 //
 // Returns {key, token, next} where key is "" when nothing is ready, and next
-// is the ready-at of the shard's oldest remaining key (-1 if none).
+// is the ready-at of the shard's next ready key after the one taken (-1 when
+// it has none ready at now).
 var claimNextCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[1])
 local dl = now + tonumber(ARGV[2])
-local key, tok = '', '0'
+local key, tok, nxt = '', '0', '-1'
 for _ = 1, 8 do
-  local z = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 1)
+  local z = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 2, 'WITHSCORES')
   if #z == 0 then break end
   local k = z[1]
-  local t, ldl = lease_of(KEYS[3], k)
+  if #z == 4 then nxt = z[4] else nxt = '-1' end
+  local t, ldl = lease_of(KEYS[2], k)
   if t and ldl > now then
     redis.call('ZADD', KEYS[1], ldl, k) -- a live lease: its deadline is its score
   else
-    tok = tostring(redis.call('INCR', KEYS[4]))
-    redis.call('HSET', KEYS[3], k, tok .. '|' .. dl .. '|' .. ARGV[3])
+    tok = tostring(redis.call('INCR', KEYS[3]))
+    redis.call('HSET', KEYS[2], k, tok .. '|' .. dl .. '|' .. ARGV[3])
     redis.call('ZADD', KEYS[1], dl, k)
-    redis.call('ZADD', KEYS[2], dl, k)
     key = k
     break
   end
 end
-local nz = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local nxt = '-1'
-if #nz == 2 then nxt = nz[2] end
 return {key, tok, nxt}
 `)
 
@@ -208,7 +200,7 @@ return {key, tok, nxt}
 // next items, in one script.
 //
 // KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
-// KEYS[4] -> ready:<lane>   KEYS[5] -> leased:<lane>   KEYS[6] -> dd:<key>
+// KEYS[4] -> ready:<lane>   KEYS[5] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> activate ttl ms (0 = no activation)
 // ARGV[6] -> 1 to reset the head attempts with the ack
@@ -232,7 +224,6 @@ if r ~= ARGV[3] then
     dl = now + tonumber(ARGV[5])
     redis.call('HSET', KEYS[1], key, t .. '|' .. dl .. '|' .. ARGV[3])
     redis.call('ZADD', KEYS[4], 'XX', dl, key)
-    redis.call('ZADD', KEYS[5], dl, key)
   end
 end
 if #ARGV > 10 then
@@ -251,14 +242,15 @@ local depth = -1
 local want = tonumber(ARGV[7])
 local items = {}
 if want > 0 then items = redis.call('LRANGE', KEYS[2], 0, want - 1) end
-if ARGV[8] == '1' or (want > 0 and #items == 0) then
+if want > 0 and #items == 0 then
+  depth = 0
+elseif ARGV[8] == '1' then
   depth = redis.call('LLEN', KEYS[2])
 end
 if depth == 0 then
-  emptied(KEYS[4], KEYS[3], KEYS[6], key, ARGV[10])
+  emptied(KEYS[4], KEYS[3], KEYS[5], key, ARGV[10])
   if ARGV[9] == '1' then
     redis.call('HDEL', KEYS[1], key)
-    redis.call('ZREM', KEYS[5], key)
     dl = 0
   end
 end
@@ -274,7 +266,7 @@ return out
 
 // extendCmd renews a held lease.
 //
-// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> leased:<lane>
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> lease ttl ms
 //
@@ -285,7 +277,6 @@ if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now) then return -1 end
 local dl = now + tonumber(ARGV[5])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. dl .. '|' .. ARGV[3])
 redis.call('ZADD', KEYS[2], 'XX', dl, ARGV[1])
-redis.call('ZADD', KEYS[3], dl, ARGV[1])
 return dl
 `)
 
@@ -293,8 +284,8 @@ return dl
 // max(now, not-before), the back of the ready order; an empty or paused key
 // leaves the index.
 //
-// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> leased:<lane>
-// KEYS[4] -> q:<key>   KEYS[5] -> m:<key>
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
+// KEYS[4] -> m:<key>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> not-before ms (0 = now)   ARGV[6] -> lane
 //
@@ -304,12 +295,11 @@ var yieldCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[4])
 if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now) then return -1 end
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-if redis.call('LLEN', KEYS[4]) == 0 then
+if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 0
 end
-if redis.call('HGET', KEYS[5], 'paused') == '1' or redis.call('HGET', KEYS[5], 'lane') ~= ARGV[6] then
+if redis.call('HGET', KEYS[4], 'paused') == '1' or redis.call('HGET', KEYS[4], 'lane') ~= ARGV[6] then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 2
 end
@@ -320,9 +310,9 @@ return 1
 
 // failCmd records a failed attempt of the head item of a leased key.
 //
-// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> leased:<lane>
-// KEYS[4] -> q:<key>   KEYS[5] -> m:<key>   KEYS[6] -> dlq:<key>
-// KEYS[7] -> dlqidx   KEYS[8] -> paused   KEYS[9] -> dd:<key>
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
+// KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
+// KEYS[7] -> paused   KEYS[8] -> dd:<key>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> item id   ARGV[6] -> reason (one line)
 // ARGV[7] -> max attempts   ARGV[8] -> "dead-letter" or "park"
@@ -339,21 +329,20 @@ var failCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[4])
 local key = ARGV[1]
 if not held(KEYS[1], key, ARGV[2], ARGV[3], now) then return {-1} end
-local head = redis.call('LINDEX', KEYS[4], 0)
+local head = redis.call('LINDEX', KEYS[3], 0)
 if not head or item_id(head) ~= ARGV[5] then return {-2} end
-local attempts = redis.call('HINCRBY', KEYS[5], 'attempts', 1)
-redis.call('HSET', KEYS[5], 'err', ARGV[6])
+local attempts = redis.call('HINCRBY', KEYS[4], 'attempts', 1)
+redis.call('HSET', KEYS[4], 'err', ARGV[6])
 if ARGV[13] == '1' or attempts >= tonumber(ARGV[7]) then
   if ARGV[8] == 'park' then
-    redis.call('HSET', KEYS[5], 'paused', '1')
-    redis.call('ZADD', KEYS[8], now, key)
+    redis.call('HSET', KEYS[4], 'paused', '1')
+    redis.call('ZADD', KEYS[7], now, key)
     redis.call('ZREM', KEYS[2], key)
     redis.call('HDEL', KEYS[1], key)
-    redis.call('ZREM', KEYS[3], key)
     return {3, attempts, 0}
   end
-  redis.call('LPOP', KEYS[4])
-  bury(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[2], KEYS[9], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15])
+  redis.call('LPOP', KEYS[3])
+  bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[8], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15])
   return {2, attempts, 0}
 end
 local at = tonumber(ARGV[12])
@@ -365,8 +354,7 @@ if at == 0 then
 end
 if at < now then at = now end
 redis.call('HDEL', KEYS[1], key)
-redis.call('ZREM', KEYS[3], key)
-if redis.call('HGET', KEYS[5], 'lane') == ARGV[14] then
+if redis.call('HGET', KEYS[4], 'lane') == ARGV[14] then
   redis.call('ZADD', KEYS[2], at, key)
 else
   redis.call('ZREM', KEYS[2], key)
