@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -38,6 +39,8 @@ type devOptions struct {
 	quiet bool
 	// ingestOnly runs ingest alone, without scheduler and drains.
 	ingestOnly bool
+	// pprof serves net/http/pprof under /debug/pprof/.
+	pprof bool
 }
 
 func newDevCmd() *cobra.Command {
@@ -67,6 +70,7 @@ they handled successfully (counted as each drain ends). Benchmarks read it.`,
 	cmd.Flags().StringVar(&opt.cfgPath, "config", "", "configuration file (default $HOOKLINE_CONFIG, else "+defaultDevConfig+")")
 	cmd.Flags().BoolVar(&opt.quiet, "quiet", false, "log warnings and errors only (no line per handled item)")
 	cmd.Flags().BoolVar(&opt.ingestOnly, "ingest-only", false, "run ingest only, no scheduler or drains (queue a backlog for another dev to drain)")
+	cmd.Flags().BoolVar(&opt.pprof, "pprof", false, "serve Go profiles under /debug/pprof/ (go tool pprof http://ADDR/debug/pprof/profile)")
 	return cmd
 }
 
@@ -168,6 +172,12 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", ingestSrv)
 	mux.Handle("GET /_dev/stats", stats)
+	if opt.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("POST /_dev/sink/", func(w http.ResponseWriter, r *http.Request) {
 		logger.Info("sink", "path", r.URL.Path, "key", r.Header.Get("hookline-key"), "id", r.Header.Get("webhook-id"))
 		w.WriteHeader(http.StatusNoContent)
