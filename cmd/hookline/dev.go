@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -118,8 +120,17 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 	}
 	var rdb redis.UniversalClient
 	where := ""
+	// Every drain and every in-flight webhook of this one process may hold
+	// a connection at once: size the pool to that, not to go-redis's
+	// default of 10 per CPU, so nobody waits for a connection.
+	pool := 64
+	for _, l := range cfg.Lanes {
+		pool += 2 * l.Concurrency
+	}
 	if cfg.Redis.URL != "" {
-		if rdb, err = app.Redis(cfg.Redis); err != nil {
+		r := cfg.Redis
+		r.URL = withPoolSize(r.URL, pool)
+		if rdb, err = app.Redis(r); err != nil {
 			return err
 		}
 		where = "Redis at " + redactedAddr(rdb)
@@ -129,7 +140,7 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 			return fmt.Errorf("dev: embedded Redis: %w", err)
 		}
 		defer mr.Close()
-		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr()})
+		rdb = redis.NewClient(&redis.Options{Addr: mr.Addr(), PoolSize: pool})
 		where = "embedded Redis (in-process; set HOOKLINE_REDIS_URL to use your own)"
 	}
 	stats := &devStats{}
@@ -237,6 +248,21 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 	}
 	_ = hs.Shutdown(sctx)
 	return nil
+}
+
+// withPoolSize adds pool_size=n to a redis:// URL that does not set it.
+func withPoolSize(raw string, n int) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw // app.Redis reports it
+	}
+	q := u.Query()
+	if q.Has("pool_size") {
+		return raw
+	}
+	q.Set("pool_size", strconv.Itoa(n))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // devLogAttr shortens log lines for a terminal: time of day, no level for
