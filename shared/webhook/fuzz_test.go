@@ -177,6 +177,10 @@ func FuzzPointer(f *testing.F) {
 	f.Add([]byte(`[1,[2,[3]]]`), "/1/1/0")
 	f.Add([]byte(`"x"`), "")
 	f.Add([]byte(`{"a":1,"a":2}`), "/a")
+	f.Add([]byte(`{"a~b":{"c/d":[0,{"":[1,2]}]},"~1":3}`), "/a~0b/c~1d/1//1")
+	f.Add([]byte(`{"a~b":1,"a~0b":2,"a/b":3,"a~1b":4}`), "/a~0b")
+	f.Add([]byte(`{"\u007e1":1,"\/":2}`), "/~01")
+	f.Add([]byte(`{"l":[0,1,2,3,4,5,6,7,8,9,10]}`), "/l/10")
 
 	f.Fuzz(func(t *testing.T, doc []byte, ptr string) {
 		toks, err := parsePointer(ptr)
@@ -222,6 +226,13 @@ func FuzzPointer(f *testing.F) {
 		}
 		if ok != wantOK {
 			t.Fatalf("resolve(%q) found = %v, reference %v", ptr, ok, wantOK)
+		}
+		// The scanner, which walks the pointer as it checks an object
+		// without duplicate names, must select the same text.
+		if s := (scanner{buf: doc, ptr: ptr}); ptr != "" && s.scan() == nil {
+			if (s.tenant != nil) != ok || !bytes.Equal(s.tenant, got) {
+				t.Fatalf("scanner selects %q with %q, resolve %q, %v", s.tenant, ptr, got, ok)
+			}
 		}
 		if !ok {
 			return

@@ -3,12 +3,9 @@ package webhook
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 const (
@@ -59,47 +56,37 @@ type Payload struct {
 // if tenantPointer fails ValidatePointer. The body is checked before the code,
 // the code before the data and the data before the tenant.
 func Parse(body []byte, tenantPointer string) (*Payload, error) {
-	toks, err := parsePointer(tenantPointer)
-	if err != nil {
+	if err := ValidatePointer(tenantPointer); err != nil {
 		return nil, err
 	}
-	if err := checkBody(body); err != nil {
+	s := scanner{buf: body, ptr: tenantPointer}
+	if err := s.scan(); err != nil {
 		return nil, err
-	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil {
-		// checkBody accepted it, so this is not expected; do not echo the
-		// decoder's message, which quotes the input.
-		return nil, fmt.Errorf("%w: cannot decode", ErrMalformedJSON)
 	}
 
 	p := &Payload{}
-	if p.Code, err = parseCode(top["code"]); err != nil {
+	var err error
+	if p.Code, err = parseCode(s.code); err != nil {
 		return nil, err
 	}
-	data := trimSpace(top["data"])
 	switch {
-	case len(data) == 0:
+	case len(s.data) == 0:
 		return nil, fmt.Errorf("%w: no data member", ErrMissingData)
-	case data[0] != '{':
-		return nil, fmt.Errorf("%w: data is %s, not an object", ErrMissingData, kind(data))
+	case s.data[0] != '{':
+		return nil, fmt.Errorf("%w: data is %s, not an object", ErrMissingData, kind(s.data))
 	}
-	p.Data = data
+	p.Data = bytes.Clone(s.data)
 	if tenantPointer != "" {
-		v, ok := resolve(body, toks)
-		if !ok {
-			return nil, fmt.Errorf("%w: the tenant pointer selects nothing", ErrMissingTenant)
-		}
-		if p.Tenant, err = parseTenant(v); err != nil {
+		if p.Tenant, err = parseTenant(s.tenant); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
 }
 
-// parseCode checks and decodes the raw "code" member; nil means absent.
-func parseCode(raw json.RawMessage) (string, error) {
-	raw = trimSpace(raw)
+// parseCode checks and decodes the raw "code" value, which scan has checked;
+// nil means absent.
+func parseCode(raw []byte) (string, error) {
 	switch {
 	case len(raw) == 0:
 		return "", fmt.Errorf("%w: no code member", ErrMissingCode)
@@ -108,10 +95,7 @@ func parseCode(raw json.RawMessage) (string, error) {
 	case raw[0] != '"':
 		return "", fmt.Errorf("%w: code is %s, not a string", ErrInvalidCode, kind(raw))
 	}
-	var code string
-	if err := json.Unmarshal(raw, &code); err != nil {
-		return "", fmt.Errorf("%w: cannot decode code", ErrInvalidCode)
-	}
+	code := unquote(raw)
 	if code == "" {
 		return "", fmt.Errorf("%w: code is empty", ErrMissingCode)
 	}
@@ -122,8 +106,9 @@ func parseCode(raw json.RawMessage) (string, error) {
 	return code, nil
 }
 
-// parseTenant checks and renders the raw value the tenant pointer selects.
-func parseTenant(raw json.RawMessage) (string, error) {
+// parseTenant checks and renders the raw value the tenant pointer selects,
+// which scan has checked; nil means there is none.
+func parseTenant(raw []byte) (string, error) {
 	var tenant string
 	switch {
 	case len(raw) == 0:
@@ -131,10 +116,7 @@ func parseTenant(raw json.RawMessage) (string, error) {
 	case string(raw) == "null":
 		return "", fmt.Errorf("%w: tenant is null", ErrMissingTenant)
 	case raw[0] == '"':
-		if err := json.Unmarshal(raw, &tenant); err != nil {
-			return "", fmt.Errorf("%w: cannot decode tenant", ErrInvalidTenant)
-		}
-		if tenant == "" {
+		if tenant = unquote(raw); tenant == "" {
 			return "", fmt.Errorf("%w: tenant is empty", ErrMissingTenant)
 		}
 	case raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9':
@@ -264,85 +246,5 @@ func kind(v []byte) string {
 		return "null"
 	default:
 		return "a number"
-	}
-}
-
-// frame is one open object or array while checkBody walks the body.
-type frame struct {
-	names   map[string]struct{} // member names seen so far; nil for an array
-	wantKey bool                // an object expects a member name or '}' next
-}
-
-// checkBody reports an error wrapping ErrMalformedJSON unless body is valid
-// UTF-8 holding exactly one JSON value, which is an object, nested at most
-// MaxDepth deep, in which no object has two members with the same name (after
-// decoding escapes, so "a" and "\u0061" are the same name).
-func checkBody(body []byte) error {
-	if !utf8.Valid(body) {
-		return fmt.Errorf("%w: not valid UTF-8", ErrMalformedJSON)
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // keep numbers as text: no float parsing, no range errors
-
-	tok, err := dec.Token()
-	if err != nil {
-		return syntaxError(err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("%w: the top-level value is not an object", ErrMalformedJSON)
-	}
-	stack := []frame{{names: map[string]struct{}{}, wantKey: true}}
-	for len(stack) > 0 {
-		tok, err := dec.Token()
-		if err != nil {
-			return syntaxError(err)
-		}
-		top := &stack[len(stack)-1]
-		if name, ok := tok.(string); ok && top.wantKey {
-			if _, dup := top.names[name]; dup {
-				return fmt.Errorf("%w: duplicate member name before byte %d", ErrMalformedJSON, dec.InputOffset())
-			}
-			top.names[name] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				if len(stack) >= MaxDepth {
-					return fmt.Errorf("%w: nested deeper than %d", ErrMalformedJSON, MaxDepth)
-				}
-				f := frame{}
-				if d == '{' {
-					f = frame{names: map[string]struct{}{}, wantKey: true}
-				}
-				stack = append(stack, f)
-				continue
-			default: // '}' or ']'
-				stack = stack[:len(stack)-1]
-			}
-		}
-		// A value has ended; an enclosing object wants a name next.
-		if len(stack) > 0 && stack[len(stack)-1].names != nil {
-			stack[len(stack)-1].wantKey = true
-		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: more data after the object", ErrMalformedJSON)
-	}
-	return nil
-}
-
-// syntaxError wraps a json.Decoder error in ErrMalformedJSON without its
-// message, which may quote the input.
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return fmt.Errorf("%w: syntax error at byte %d", ErrMalformedJSON, se.Offset)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%w: unexpected end of body", ErrMalformedJSON)
-	default:
-		return fmt.Errorf("%w: syntax error", ErrMalformedJSON)
 	}
 }

@@ -10,21 +10,35 @@ import (
 // evil marks attacker-chosen text in bodies; no error message may contain it.
 const evil = "EVILvalue"
 
-func TestParse(t *testing.T) {
-	const ptr = "/data/customer_id"
+// parseCase is a body and tenant pointer with the outcome Parse must give.
+type parseCase struct {
+	name    string
+	body    string
+	ptr     string // "/data/customer_id" if empty; "-" for the empty pointer
+	code    string
+	tenant  string
+	data    string // compared exactly; unchecked if empty
+	wantErr error
+}
+
+// pointer returns the tenant pointer of c.
+func (c parseCase) pointer() string {
+	switch c.ptr {
+	case "":
+		return "/data/customer_id"
+	case "-":
+		return ""
+	}
+	return c.ptr
+}
+
+// parseCases are the cases of TestParse, and seeds for FuzzParseMatchesReference.
+func parseCases() []parseCase {
 	deep := `{"code":"a","data":{"x":` + strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth) + `}}`
 	okDeep := `{"code":"a","data":{"x":` + strings.Repeat("[", MaxDepth-2) + strings.Repeat("]", MaxDepth-2) + `}}`
 	long := strings.Repeat("x", 129)
 
-	tests := []struct {
-		name    string
-		body    string
-		ptr     string // ptr if empty; "-" for the empty pointer
-		code    string
-		tenant  string
-		data    string // compared after compacting; unchecked if empty
-		wantErr error
-	}{
+	return []parseCase{
 		// Accepted bodies.
 		{name: "string tenant", body: `{"code":"order.created","data":{"customer_id":"c_42"}}`,
 			code: "order.created", tenant: "c_42", data: `{"customer_id":"c_42"}`},
@@ -152,17 +166,12 @@ func TestParse(t *testing.T) {
 		{name: "pointer without slash", ptr: "data/customer_id", body: `{"code":"a","data":{}}`, wantErr: ErrInvalidPointer},
 		{name: "pointer with bad escape", ptr: "/data/a~2", body: `{"code":"a","data":{}}`, wantErr: ErrInvalidPointer},
 	}
-	for _, tt := range tests {
+}
+
+func TestParse(t *testing.T) {
+	for _, tt := range parseCases() {
 		t.Run(tt.name, func(t *testing.T) {
-			p := ptr
-			switch tt.ptr {
-			case "":
-			case "-":
-				p = ""
-			default:
-				p = tt.ptr
-			}
-			got, err := Parse([]byte(tt.body), p)
+			got, err := Parse([]byte(tt.body), tt.pointer())
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Parse error = %v, want %v", err, tt.wantErr)
@@ -308,5 +317,31 @@ func TestErrorCode(t *testing.T) {
 	}
 	if _, err := Parse([]byte(`{"code":"a","data":{"x":"a:b"}}`), "/data/x"); ErrorCode(err) != "invalid_tenant" {
 		t.Errorf("ErrorCode(Parse error %v) = %q", err, ErrorCode(err))
+	}
+}
+
+func TestParseWideObject(t *testing.T) {
+	const n = 100_000
+	tests := []struct {
+		name    string
+		body    string
+		wantErr error
+	}{
+		{"distinct names", wideBody(n, nil, nil), nil},
+		{"distinct escaped names", wideBody(n, nil, []int{0, 5, maxListNames, n / 2, n - 1}), nil},
+		{"duplicate of the first name at the end", wideBody(n, []int{0}, nil), ErrMalformedJSON},
+		{"duplicate of the last name at the end", wideBody(n, []int{n - 1}, nil), ErrMalformedJSON},
+		{"duplicate of an escaped name", wideBody(n, []int{n / 2}, []int{n / 2}), ErrMalformedJSON},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := Parse([]byte(tt.body), "/data/m99999")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Parse error = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && p.Tenant != "99999" {
+				t.Errorf("Tenant = %q, want 99999", p.Tenant)
+			}
+		})
 	}
 }

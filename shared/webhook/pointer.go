@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,99 +11,52 @@ import (
 // tokens separated by "/" in which every '~' starts the escape "~0" (for '~')
 // or "~1" (for '/'). Its errors wrap ErrInvalidPointer.
 func ValidatePointer(p string) error {
-	_, err := parsePointer(p)
-	return err
-}
-
-// parsePointer splits an RFC 6901 JSON pointer into its reference tokens with
-// the escapes undone. "" is the whole document: no tokens.
-func parsePointer(p string) ([]string, error) {
 	if p == "" {
-		return nil, nil
+		return nil
 	}
 	if p[0] != '/' {
-		return nil, fmt.Errorf(`%w: must be empty or start with "/"`, ErrInvalidPointer)
+		return fmt.Errorf(`%w: must be empty or start with "/"`, ErrInvalidPointer)
 	}
-	toks := make([]string, 0, strings.Count(p, "/"))
-	for raw := range strings.SplitSeq(p[1:], "/") {
-		tok, ok := unescapeToken(raw)
-		if !ok {
-			return nil, fmt.Errorf(`%w: "~" must be followed by "0" or "1"`, ErrInvalidPointer)
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || p[i+1] != '0' && p[i+1] != '1') {
+			return fmt.Errorf(`%w: "~" must be followed by "0" or "1"`, ErrInvalidPointer)
 		}
-		toks = append(toks, tok)
 	}
-	return toks, nil
+	return nil
 }
 
-// unescapeToken turns "~1" into "/" and "~0" into "~" in one left-to-right
-// pass, so "~01" becomes "~1" as RFC 6901 requires. It reports false for a
-// '~' not followed by '0' or '1'.
-func unescapeToken(s string) (string, bool) {
-	if !strings.Contains(s, "~") {
-		return s, true
+// tokenAt returns the reference token of the valid, non-empty pointer p that
+// follows the '/' at p[at], still escaped, and the index of the '/' after it
+// (len(p) if it is the last token).
+func tokenAt(p string, at int) (tok string, next int) {
+	tok = p[at+1:]
+	if i := strings.IndexByte(tok, '/'); i >= 0 {
+		tok = tok[:i]
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != '~' {
-			b.WriteByte(c)
-			continue
-		}
-		if i+1 == len(s) {
-			return "", false
-		}
-		switch s[i+1] {
-		case '0':
-			b.WriteByte('~')
-		case '1':
-			b.WriteByte('/')
-		default:
-			return "", false
-		}
-		i++
-	}
-	return b.String(), true
+	return tok, at + 1 + len(tok)
 }
 
-// resolve returns the value that the reference tokens toks select in the JSON
-// text doc, without surrounding white space, and whether there is one. A token
-// selects an object member by its exact (unescaped) name, or an array element
-// by a decimal index without leading zeros; "-" and indexes past the end
-// select nothing, as does any token applied to a scalar. If an object has
-// duplicate names the last one counts. doc must be valid JSON.
-func resolve(doc []byte, toks []string) (json.RawMessage, bool) {
-	cur := trimSpace(doc)
-	for _, tok := range toks {
-		if len(cur) == 0 {
-			return nil, false
+// tokenIs reports whether the escaped reference token tok of a valid pointer
+// selects the member with the decoded name.
+func tokenIs(tok string, name []byte) bool {
+	if strings.IndexByte(tok, '~') < 0 {
+		return string(name) == tok
+	}
+	j := 0
+	for i := 0; i < len(tok); i, j = i+1, j+1 {
+		c := tok[i]
+		if c == '~' {
+			i++
+			c = '~'
+			if tok[i] == '1' {
+				c = '/'
+			}
 		}
-		switch cur[0] {
-		case '{':
-			var m map[string]json.RawMessage
-			if json.Unmarshal(cur, &m) != nil {
-				return nil, false
-			}
-			v, ok := m[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = trimSpace(v)
-		case '[':
-			i, ok := arrayIndex(tok)
-			if !ok {
-				return nil, false
-			}
-			var a []json.RawMessage
-			if json.Unmarshal(cur, &a) != nil || i >= len(a) {
-				return nil, false
-			}
-			cur = trimSpace(a[i])
-		default:
-			return nil, false
+		if j == len(name) || name[j] != c {
+			return false
 		}
 	}
-	return cur, true
+	return j == len(name)
 }
 
 // arrayIndex parses an RFC 6901 array index: "0" or a decimal number without
@@ -120,16 +72,4 @@ func arrayIndex(tok string) (int, bool) {
 	}
 	i, err := strconv.Atoi(tok)
 	return i, err == nil
-}
-
-// trimSpace removes JSON white space from both ends of b.
-func trimSpace(b []byte) []byte {
-	isSpace := func(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	return b
 }
