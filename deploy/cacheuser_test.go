@@ -82,6 +82,13 @@ func TestTemplateCacheUserAccess(t *testing.T) {
 			t.Fatalf("parameter KeyPrefix accepts %q, which shared/config refuses: %v", v, err)
 		}
 	}
+	user, err := openTemplate(t).GetElastiCacheUserWithName("CacheAppUser")
+	if err != nil || user.AccessString == nil {
+		t.Fatalf("goformation: CacheAppUser: %v", err)
+	}
+	if def, _ := str(get(root, "Parameters", "KeyPrefix", "Default")); *user.AccessString != strings.ReplaceAll(strings.Join(rules, " "), "${KeyPrefix}", def) {
+		t.Fatalf("goformation: CacheAppUser AccessString %q, want the template's with KeyPrefix %q", *user.AccessString, def)
+	}
 	if mode, _ := str(get(root, "Resources", "CacheAppUser", "Properties", "AuthenticationMode", "Type")); mode != "iam" {
 		t.Fatalf("CacheAppUser AuthenticationMode.Type %q, want iam", mode)
 	}

@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -215,6 +216,14 @@ func TestTemplateScheduleRole(t *testing.T) {
 	for _, role := range resourcesOfType(root, "AWS::IAM::Role") {
 		checkServiceTrust(t, root, role)
 	}
+	// goformation resolves AWS::AccountId to its sample account.
+	role, err := openTemplate(t).GetIAMRoleWithName("TickRole")
+	if err != nil {
+		t.Fatalf("goformation: TickRole: %v", err)
+	}
+	if got := fmt.Sprint(role.AssumeRolePolicyDocument); !strings.Contains(got, "aws:SourceAccount:123456789012") || !strings.Contains(got, "Service:scheduler.amazonaws.com") {
+		t.Fatalf("goformation: TickRole trust %s: want scheduler.amazonaws.com for the stack's account", got)
+	}
 	if roles := resourcesOfType(root, "AWS::IAM::Role"); !slices.Equal(roles, []string{"TickRole"}) {
 		t.Fatalf("IAM roles of the template: %v, want [TickRole] (the functions' roles are SAM's)", roles)
 	}
@@ -308,6 +317,14 @@ func TestTemplateRollout(t *testing.T) {
 	if !strings.HasPrefix(def, "Canary") && !strings.HasPrefix(def, "Linear") {
 		t.Fatalf("DeploymentType default %q, want a canary or linear deployment", def)
 	}
+	// goformation, resolving the parameters' defaults, sees the same.
+	g, err := openTemplate(t).GetServerlessGlobalFunction()
+	if err != nil {
+		t.Fatalf("goformation: Globals.Function: %v", err)
+	}
+	if g.AutoPublishAlias == nil || *g.AutoPublishAlias != "live" || g.DeploymentPreference == nil || g.DeploymentPreference.Type == nil || *g.DeploymentPreference.Type != def {
+		t.Fatalf("goformation: Globals.Function AutoPublishAlias %v, DeploymentPreference %+v; want live and %s", g.AutoPublishAlias, g.DeploymentPreference, def)
+	}
 	allowed := items(get(root, "Parameters", "DeploymentType", "AllowedValues"))
 	valid := regexp.MustCompile(`^(Canary10Percent(5|10|15|30)Minutes|Linear10PercentEvery(1|2|3|10)Minutes?|AllAtOnce)$`)
 	for _, v := range allowed {
@@ -340,6 +357,9 @@ func TestTemplateLogsAndTracing(t *testing.T) {
 	}
 	if def, _ := str(get(root, "Parameters", "Tracing", "Default")); def != "Disabled" {
 		t.Fatalf("parameter Tracing: Default %q, want Disabled", def)
+	}
+	if g, err := openTemplate(t).GetServerlessGlobalFunction(); err != nil || g.Tracing == nil || *g.Tracing != "Disabled" {
+		t.Fatalf("goformation: Globals.Function Tracing: want Disabled by default (%v)", err)
 	}
 	var values []string
 	for _, v := range items(get(root, "Parameters", "Tracing", "AllowedValues")) {

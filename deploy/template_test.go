@@ -564,6 +564,10 @@ func TestTemplateEndpoints(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"LambdaEndpoint", "SecretsManagerEndpoint"} {
+		ep, err := openTemplate(t).GetEC2VPCEndpointWithName(id)
+		if err != nil || ep.PrivateDnsEnabled == nil || !*ep.PrivateDnsEnabled || ep.VpcEndpointType == nil || *ep.VpcEndpointType != "Interface" {
+			t.Fatalf("goformation: %s: want an interface endpoint with private DNS (%v)", id, err)
+		}
 		sgs := items(get(res, id, "Properties", "SecurityGroupIds"))
 		if len(sgs) != 1 || !isGetAtt(sgs[0], "EndpointSecurityGroup", "GroupId") {
 			t.Fatalf("%s SecurityGroupIds: want [!GetAtt EndpointSecurityGroup.GroupId]", id)
