@@ -34,12 +34,26 @@ redis-server: ## install redis-server if it is missing (apt-get or brew)
 		echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install -y redis-server; macOS: brew install redis)" >&2; exit 1; \
 	fi
 
+# cfn-lint (pip install cfn-lint) checks template.yaml, SAM transform
+# included; it fails on errors and warnings, as go test ./deploy does when
+# cfn-lint is on PATH. Rules the template ignores are explained there. It
+# needs no AWS credentials: AWS_EC2_METADATA_DISABLED spares it boto's wait
+# for the EC2 metadata service.
+CFN_LINT       ?= cfn-lint
+CFN_LINT_FLAGS ?= --non-zero-exit-code warning
+
 .PHONY: lint
-lint: ## gofmt and go vet (the bench/ module too)
+lint: ## gofmt, go vet (the bench/ module too), and cfn-lint on template.yaml when cfn-lint is installed
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
 	cd bench && $(GO) vet ./...
+	@if command -v $(CFN_LINT) >/dev/null 2>&1; then \
+		echo "$(CFN_LINT) $(CFN_LINT_FLAGS) template.yaml"; \
+		AWS_EC2_METADATA_DISABLED=true $(CFN_LINT) $(CFN_LINT_FLAGS) template.yaml; \
+	else \
+		echo "lint: $(CFN_LINT) not found: template.yaml not linted (pip install cfn-lint)"; \
+	fi
 
 # BENCHFLAGS go to the black-box suite in bench/ (a module of its own, so
 # that asynq stays out of go.mod): e.g. BENCHFLAGS='--only cold --n 5000';
@@ -109,23 +123,39 @@ build-SchedulerFunction: ## for sam build: scheduler into ARTIFACTS_DIR
 build-DrainFunction: ## for sam build: drain into ARTIFACTS_DIR
 	$(call lambda-artifact,drain,$(ARTIFACTS_DIR))
 
-# sam local invoke runs the last `sam build`; INVOKE_FLAGS adds options such
-# as --env-vars env.json (see docs/DEPLOY.md).
+# sam local invoke runs the last `sam build`. ENV_JSON (default env.json,
+# not committed; docs/DEPLOY.md shows one) is passed with --env-vars when it
+# exists; INVOKE_FLAGS adds other options.
+ENV_JSON     ?= env.json
 INVOKE_FLAGS ?=
+invoke_env   = $(if $(wildcard $(ENV_JSON)),--env-vars $(ENV_JSON))
 
 .PHONY: invoke/ingest invoke/scheduler invoke/drain
-invoke/ingest: ## sam local invoke IngestFunction with testdata/events/ingest-http-v2.json
-	$(SAM) local invoke IngestFunction -e testdata/events/ingest-http-v2.json $(INVOKE_FLAGS)
+invoke/ingest: ## sam local invoke IngestFunction with testdata/events/ingest-http-v2.json (and env.json)
+	$(SAM) local invoke IngestFunction -e testdata/events/ingest-http-v2.json $(invoke_env) $(INVOKE_FLAGS)
 
-invoke/scheduler: ## sam local invoke SchedulerFunction with testdata/events/scheduler-schedule.json
-	$(SAM) local invoke SchedulerFunction -e testdata/events/scheduler-schedule.json $(INVOKE_FLAGS)
+invoke/scheduler: ## sam local invoke SchedulerFunction with testdata/events/scheduler-schedule.json (and env.json)
+	$(SAM) local invoke SchedulerFunction -e testdata/events/scheduler-schedule.json $(invoke_env) $(INVOKE_FLAGS)
 
-invoke/drain: ## sam local invoke DrainFunction with testdata/events/drain.json
-	$(SAM) local invoke DrainFunction -e testdata/events/drain.json $(INVOKE_FLAGS)
+invoke/drain: ## sam local invoke DrainFunction with testdata/events/drain.json (and env.json)
+	$(SAM) local invoke DrainFunction -e testdata/events/drain.json $(invoke_env) $(INVOKE_FLAGS)
 
-.PHONY: deploy validate
-deploy: ## sam build && sam deploy (settings in samconfig.toml; see docs/DEPLOY.md)
-	$(SAM) build && $(SAM) deploy
+# make deploy checks before it deploys: the template, samconfig.toml, the
+# events, the docs' commands and hookline.yaml (go test ./deploy/..., which
+# also runs the engine as the cache's user on a local redis-server and
+# cfn-lint when installed), then hookline.yaml as the functions load it at
+# init (hookline check). DEPLOY_FLAGS adds sam deploy options, such as
+# --config-env or --no-confirm-changeset.
+DEPLOY_FLAGS ?=
+
+.PHONY: deploy deploy-check validate
+deploy-check: redis-server ## the checks make deploy runs first: go test ./deploy/... and hookline check of hookline.yaml
+	$(GO) test -count=1 ./deploy/...
+	$(GO) run ./cmd/hookline check --config $(CONFIG_FILE)
+
+deploy: deploy-check ## deploy-check, then sam build && sam deploy (settings in samconfig.toml; see docs/DEPLOY.md)
+	$(SAM) build
+	$(SAM) deploy $(DEPLOY_FLAGS)
 
 validate: ## sam validate --lint
 	$(SAM) validate --lint

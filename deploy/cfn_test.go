@@ -262,3 +262,15 @@ func describe(n *yaml.Node) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// checkParamRange checks that parameter name is limited to min..max by its
+// MinValue and MaxValue.
+func checkParamRange(t *testing.T, root *yaml.Node, name string, min, max int) {
+	t.Helper()
+	for key, want := range map[string]int{"MinValue": min, "MaxValue": max} {
+		s, _ := str(get(root, "Parameters", name, key))
+		if got, err := strconv.Atoi(s); err != nil || got != want {
+			t.Fatalf("parameter %s: %s %q, want %d", name, key, s, want)
+		}
+	}
+}

@@ -11,9 +11,10 @@ import (
 // invokeAction is the permission to call lambda:Invoke.
 const invokeAction = "lambda:InvokeFunction"
 
-// grant is one permission, held by a function's role.
+// grant is one permission, held by a function's role or by a role of the
+// template.
 type grant struct {
-	function string     // logical id of the function whose role holds it
+	function string     // logical id of the function whose role holds it, or of the role
 	resource *yaml.Node // the Resource it is granted on
 	via      string     // where it was found, for messages
 	template bool       // granted by a SAM policy template (resource is its parameter)
@@ -29,10 +30,12 @@ var samTemplates = map[string]map[string]string{
 // grantsOf finds every permission for action (such as
 // lambda:InvokeFunction) a template gives: in the functions' Policies
 // (inline statements, SAM policy templates, managed policies of the template
-// referenced from there, both branches of an Fn::If) and anywhere else IAM
-// permissions can be written. problems lists what cannot be checked or is not
-// allowed at all: a function with its own Role, Allow with NotAction or
-// NotResource, the action granted outside the functions' Policies, AWS
+// referenced from there, both branches of an Fn::If), in the inline
+// policies and managed policies of the template's roles (held by the role's
+// logical id) and anywhere else IAM permissions can be written. problems
+// lists what cannot be checked or is not allowed at all: a function with its
+// own Role, Allow with NotAction or NotResource, the action granted to
+// users, groups or through a policy attached from the policy's side, AWS
 // managed policies that may grant it.
 func grantsOf(root *yaml.Node, action string) (grants []grant, problems []string) {
 	service, _, _ := strings.Cut(action, ":")
@@ -84,7 +87,23 @@ func grantsOf(root *yaml.Node, action string) (grants []grant, problems []string
 			}
 		case "AWS::IAM::Policy":
 			statementGrants(get(props, "PolicyDocument"), "", r.key)
-		case "AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group":
+		case "AWS::IAM::Role":
+			for _, p := range items(get(props, "Policies")) {
+				for _, p := range branches(p) {
+					statementGrants(get(p, "PolicyDocument"), r.key, r.key+" Policies")
+				}
+			}
+			for i, arn := range items(get(props, "ManagedPolicyArns")) {
+				for _, arn := range branches(arn) {
+					via := fmt.Sprintf("%s ManagedPolicyArns[%d]", r.key, i)
+					if name, ok := refName(arn); ok && resourceType(root, name) == "AWS::IAM::ManagedPolicy" {
+						statementGrants(get(resources, name, "Properties", "PolicyDocument"), r.key, via+" ("+name+")")
+					} else if s, ok := str(arn); !ok || strings.Contains(strings.ToLower(s), service) {
+						problems = append(problems, fmt.Sprintf("%s: %s may grant %s", via, describe(arn), action))
+					}
+				}
+			}
+		case "AWS::IAM::User", "AWS::IAM::Group":
 			for _, p := range items(get(props, "Policies")) {
 				statementGrants(get(p, "PolicyDocument"), "", r.key)
 			}
@@ -157,28 +176,37 @@ func isLambdaExecutionPolicy(s string) bool {
 	return base == "AWSLambdaBasicExecutionRole" || base == "AWSLambdaVPCAccessExecutionRole"
 }
 
+// invokeRule allows holder (a function or a role of the template) to invoke
+// target's live alias, and nothing else.
+type invokeRule struct{ holder, target string }
+
 // checkInvokePermission returns what is wrong with the template's invoke
-// permissions: exactly one function, the scheduler, may invoke, and only the
-// drain function (its ARN; no wildcard, no other function).
-func checkInvokePermission(root *yaml.Node, scheduler, drain string) []string {
+// permissions: only the holders of rules may invoke, each only its target's
+// live alias (!Ref <target>.Alias: no wildcard, not $LATEST through the
+// function's ARN, no other function), and each holder has that permission.
+func checkInvokePermission(root *yaml.Node, rules []invokeRule) []string {
 	grants, problems := grantsOf(root, invokeAction)
+	targets := map[string]string{}
+	for _, r := range rules {
+		targets[r.holder] = r.target
+	}
 	holders := map[string]bool{}
 	for _, g := range grants {
-		holders[g.function] = true
-		if g.function != scheduler {
-			problems = append(problems, fmt.Sprintf("%s: %s may call %s on %s; only %s may invoke", g.via, g.function, invokeAction, describe(g.resource), scheduler))
+		target, ok := targets[g.function]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("%s: %s may call %s on %s; only %v may invoke", g.via, g.function, invokeAction, describe(g.resource), rules))
 			continue
 		}
-		ok := isGetAtt(g.resource, drain, "Arn")
-		if g.template {
-			ok = isRef(g.resource, drain) // SAM turns the name into the function's ARN
+		if g.template || !isRef(g.resource, target+".Alias") {
+			problems = append(problems, fmt.Sprintf("%s: %s is granted on %s, want only !Ref %s.Alias", g.via, invokeAction, describe(g.resource), target))
+			continue
 		}
-		if !ok {
-			problems = append(problems, fmt.Sprintf("%s: %s is granted on %s, want only !GetAtt %s.Arn", g.via, invokeAction, describe(g.resource), drain))
-		}
+		holders[g.function] = true
 	}
-	if !holders[scheduler] {
-		problems = append(problems, fmt.Sprintf("%s has no %s permission on %s", scheduler, invokeAction, drain))
+	for _, r := range rules {
+		if !holders[r.holder] {
+			problems = append(problems, fmt.Sprintf("%s has no %s permission on %s's alias", r.holder, invokeAction, r.target))
+		}
 	}
 	return problems
 }

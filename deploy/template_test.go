@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -8,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
+	"github.com/awslabs/goformation/v7/intrinsics"
 	"github.com/hookline/hookline/shared/config"
 	"gopkg.in/yaml.v3"
 )
@@ -25,8 +28,16 @@ var functions = map[string]string{
 // parseTemplate parses template.yaml with goformation once for all tests:
 // goformation.Open is not safe for concurrent use (it re-registers its YAML
 // tag resolvers in a package-level map on every call).
+//
+// goformation resolves a Ref to a parameter's Default, as the string it is:
+// list parameters whose default is "" are given a sample list instead, as
+// sam deploy would pass them.
 var parseTemplate = sync.OnceValues(func() (*cloudformation.Template, error) {
-	return goformation.Open(templatePath)
+	return goformation.OpenWithOptions(templatePath, &intrinsics.ProcessorOptions{
+		ParameterOverrides: map[string]any{
+			"CacheSubnetIds": []any{"subnet-0123456789abcdef0", "subnet-0fedcba9876543210"},
+		},
+	})
 })
 
 // openTemplate returns template.yaml as goformation parses it, as
@@ -48,19 +59,23 @@ func TestTemplateResources(t *testing.T) {
 		t.Fatalf("Transform: want AWS::Serverless-2016-10-31")
 	}
 	want := map[string]string{
-		"HookApi":                "AWS::Serverless::HttpApi",
-		"IngestFunction":         "AWS::Serverless::Function",
-		"SchedulerFunction":      "AWS::Serverless::Function",
-		"DrainFunction":          "AWS::Serverless::Function",
-		"DrainDeadLetterQueue":   "AWS::SQS::Queue",
-		"LambdaSecurityGroup":    "AWS::EC2::SecurityGroup",
-		"CacheSecurityGroup":     "AWS::EC2::SecurityGroup",
-		"LambdaEndpoint":         "AWS::EC2::VPCEndpoint",
-		"SecretsManagerEndpoint": "AWS::EC2::VPCEndpoint",
-		"Cache":                  "AWS::ElastiCache::ServerlessCache",
-		"CacheAppUser":           "AWS::ElastiCache::User",
-		"CacheDefaultUser":       "AWS::ElastiCache::User",
-		"CacheUserGroup":         "AWS::ElastiCache::UserGroup",
+		"HookApi":                   "AWS::Serverless::HttpApi",
+		"IngestFunction":            "AWS::Serverless::Function",
+		"SchedulerFunction":         "AWS::Serverless::Function",
+		"DrainFunction":             "AWS::Serverless::Function",
+		"DrainDeadLetterQueue":      "AWS::SQS::Queue",
+		"TickScheduleGroup":         "AWS::Scheduler::ScheduleGroup",
+		"TickRole":                  "AWS::IAM::Role",
+		"LambdaSecurityGroup":       "AWS::EC2::SecurityGroup",
+		"CacheSecurityGroup":        "AWS::EC2::SecurityGroup",
+		"CacheIngressFromFunctions": "AWS::EC2::SecurityGroupIngress",
+		"EndpointSecurityGroup":     "AWS::EC2::SecurityGroup",
+		"LambdaEndpoint":            "AWS::EC2::VPCEndpoint",
+		"SecretsManagerEndpoint":    "AWS::EC2::VPCEndpoint",
+		"Cache":                     "AWS::ElastiCache::ServerlessCache",
+		"CacheAppUser":              "AWS::ElastiCache::User",
+		"CacheDefaultUser":          "AWS::ElastiCache::User",
+		"CacheUserGroup":            "AWS::ElastiCache::UserGroup",
 	}
 	for id, typ := range want {
 		r, ok := tmpl.Resources[id]
@@ -76,7 +91,7 @@ func TestTemplateResources(t *testing.T) {
 	}
 
 	// The created cache and its users exist only without an existing cache.
-	for _, id := range []string{"Cache", "CacheAppUser", "CacheDefaultUser", "CacheUserGroup", "CacheSecurityGroup"} {
+	for _, id := range []string{"Cache", "CacheAppUser", "CacheDefaultUser", "CacheUserGroup", "CacheSecurityGroup", "CacheIngressFromFunctions"} {
 		if got, _ := str(get(loadTemplate(t), "Resources", id, "Condition")); got != "CreateCache" {
 			t.Fatalf("resource %s: Condition %q, want CreateCache", id, got)
 		}
@@ -224,9 +239,17 @@ func checkSAMBuildTarget(t *testing.T, id, dir string) {
 
 func TestTemplateInvokePermission(t *testing.T) {
 	t.Parallel()
-	if problems := checkInvokePermission(loadTemplate(t), "SchedulerFunction", "DrainFunction"); len(problems) > 0 {
+	if problems := checkInvokePermission(loadTemplate(t), invokeRules); len(problems) > 0 {
 		t.Fatalf("lambda:InvokeFunction permissions:\n  %s", strings.Join(problems, "\n  "))
 	}
+}
+
+// invokeRules are the stack's invoke permissions: the scheduler invokes the
+// drain function's live alias, and EventBridge Scheduler (through TickRole)
+// the scheduler's.
+var invokeRules = []invokeRule{
+	{holder: "SchedulerFunction", target: "DrainFunction"},
+	{holder: "TickRole", target: "SchedulerFunction"},
 }
 
 // TestInvokePermissionCheck shows that checkInvokePermission catches what it
@@ -237,14 +260,18 @@ func TestInvokePermissionCheck(t *testing.T) {
 	scheduler := func(policies string) string {
 		return "  SchedulerFunction:\n    Type: AWS::Serverless::Function\n    Properties:\n      Policies:\n" + policies
 	}
-	const good = "        - Statement: [{Effect: Allow, Action: lambda:InvokeFunction, Resource: !GetAtt DrainFunction.Arn}]\n"
+	const good = "        - Statement: [{Effect: Allow, Action: lambda:InvokeFunction, Resource: !Ref DrainFunction.Alias}]\n"
+	const tickRole = "  TickRole:\n    Type: AWS::IAM::Role\n    Properties:\n      Policies:\n        - PolicyName: p\n          PolicyDocument: {Statement: [{Effect: Allow, Action: lambda:InvokeFunction, Resource: %s}]}\n"
+	rules := []invokeRule{{holder: "SchedulerFunction", target: "DrainFunction"}}
 	tests := []struct {
 		name, template string
 		ok             bool
 	}{
-		{"statement on the drain ARN", head + scheduler(good), true},
-		{"LambdaInvokePolicy on the drain", head + scheduler("        - LambdaInvokePolicy: {FunctionName: !Ref DrainFunction}\n"), true},
-		{"long-form GetAtt", head + scheduler("        - Statement: [{Effect: Allow, Action: [lambda:InvokeFunction], Resource: {\"Fn::GetAtt\": [DrainFunction, Arn]}}]\n"), true},
+		{"statement on the drain alias", head + scheduler(good), true},
+		{"long-form Ref", head + scheduler("        - Statement: [{Effect: Allow, Action: [lambda:InvokeFunction], Resource: {Ref: DrainFunction.Alias}}]\n"), true},
+		{"drain ARN: $LATEST, not the alias", head + scheduler("        - Statement: [{Effect: Allow, Action: lambda:InvokeFunction, Resource: !GetAtt DrainFunction.Arn}]\n"), false},
+		{"LambdaInvokePolicy: $LATEST, not the alias", head + scheduler("        - LambdaInvokePolicy: {FunctionName: !Ref DrainFunction}\n"), false},
+		{"role of the rules", head + scheduler(good) + fmt.Sprintf(tickRole, "!Ref SchedulerFunction.Alias"), false},
 		{"no grant", head + scheduler("        - Statement: [{Effect: Allow, Action: sqs:SendMessage, Resource: '*'}]\n"), false},
 		{"wildcard resource", head + scheduler("        - Statement: [{Effect: Allow, Action: lambda:InvokeFunction, Resource: '*'}]\n"), false},
 		{"wildcard action on the drain and more", head + scheduler("        - Statement: [{Effect: Allow, Action: 'lambda:*', Resource: [!GetAtt DrainFunction.Arn, !GetAtt Other.Arn]}]\n"), false},
@@ -261,39 +288,59 @@ func TestInvokePermissionCheck(t *testing.T) {
 			"  IngestFunction:\n    Type: AWS::Serverless::Function\n    Properties: {Role: arn:aws:iam::123456789012:role/x}\n", false},
 		{"NotAction", head + scheduler("        - Statement: [{Effect: Allow, NotAction: s3:*, Resource: '*'}]\n"+good), false},
 	}
+	roleRules := append(rules, invokeRule{holder: "TickRole", target: "SchedulerFunction"})
+	for _, tt := range []struct {
+		name, template string
+		ok             bool
+	}{
+		{"role on the scheduler alias", head + scheduler(good) + fmt.Sprintf(tickRole, "!Ref SchedulerFunction.Alias"), true},
+		{"role on the drain alias", head + scheduler(good) + fmt.Sprintf(tickRole, "!Ref DrainFunction.Alias"), false},
+		{"role on everything", head + scheduler(good) + fmt.Sprintf(tickRole, "'*'"), false},
+		{"no role", head + scheduler(good), false},
+	} {
+		root := loadYAML(t, tt.name, []byte(tt.template))
+		problems := checkInvokePermission(root, roleRules)
+		if ok := len(problems) == 0; ok != tt.ok {
+			t.Fatalf("%s: ok %v, want %v; problems: %v", tt.name, ok, tt.ok, problems)
+		}
+	}
 	for _, tt := range tests {
 		root := loadYAML(t, tt.name, []byte(tt.template))
-		problems := checkInvokePermission(root, "SchedulerFunction", "DrainFunction")
+		problems := checkInvokePermission(root, rules)
 		if ok := len(problems) == 0; ok != tt.ok {
 			t.Fatalf("%s: ok %v, want %v; problems: %v", tt.name, ok, tt.ok, problems)
 		}
 	}
 }
 
+// TestTemplateDrainAsync checks how Lambda delivers the scheduler's
+// asynchronous drain events (item 6 of issue 8): a failed drain event is not
+// retried, and an event waits no longer than the claim it carries lives
+// (drain.claim_ttl of hookline.yaml), since an older one finds its claim
+// lapsed and can only exit, holding concurrency meanwhile. Whatever Lambda
+// gives up on goes to the dead-letter queue.
 func TestTemplateDrainAsync(t *testing.T) {
 	t.Parallel()
 	root := loadTemplate(t)
 	tmpl := openTemplate(t)
+	cfg := loadConfig(t)
 	props := get(root, "Resources", "DrainFunction", "Properties")
 
-	if !isRef(get(props, "ReservedConcurrentExecutions"), "DrainReservedConcurrency") {
-		t.Fatalf("DrainFunction ReservedConcurrentExecutions %s, want !Ref DrainReservedConcurrency", describe(get(props, "ReservedConcurrentExecutions")))
-	}
-	if got := paramDefault(t, root, "DrainReservedConcurrency"); got < 1 {
-		t.Fatalf("DrainReservedConcurrency default %d, want at least 1", got)
-	}
 	eic := get(props, "EventInvokeConfig")
 	if !isRef(get(eic, "MaximumRetryAttempts"), "DrainMaxRetries") {
 		t.Fatalf("DrainFunction EventInvokeConfig.MaximumRetryAttempts: want !Ref DrainMaxRetries")
 	}
-	if got := paramDefault(t, root, "DrainMaxRetries"); got < 0 || got > 2 {
-		t.Fatalf("DrainMaxRetries default %d, want 0..2 (Lambda's limit)", got)
+	checkParamRange(t, root, "DrainMaxRetries", 0, 2) // Lambda's limits
+	if got := paramDefault(t, root, "DrainMaxRetries"); got != 0 {
+		t.Fatalf("DrainMaxRetries default %d, want 0: a retry comes after the claim lapsed and only exits", got)
 	}
 	if !isRef(get(eic, "MaximumEventAgeInSeconds"), "DrainMaxEventAge") {
 		t.Fatalf("DrainFunction EventInvokeConfig.MaximumEventAgeInSeconds: want !Ref DrainMaxEventAge")
 	}
-	if got := paramDefault(t, root, "DrainMaxEventAge"); got < 60 || got > 21600 {
-		t.Fatalf("DrainMaxEventAge default %d, want 60..21600 (Lambda's limits)", got)
+	checkParamRange(t, root, "DrainMaxEventAge", 60, 21600) // Lambda's limits
+	claimTTL := time.Duration(cfg.Drain.ClaimTTL)
+	if got := time.Duration(paramDefault(t, root, "DrainMaxEventAge")) * time.Second; got != claimTTL {
+		t.Fatalf("DrainMaxEventAge default %v, want drain.claim_ttl of %s (%v): an older event finds its claim lapsed", got, configPath, claimTTL)
 	}
 	onFailure := get(eic, "DestinationConfig", "OnFailure")
 	if typ, _ := str(get(onFailure, "Type")); typ != "SQS" {
@@ -317,8 +364,10 @@ func TestTemplateNoPlaintextSecrets(t *testing.T) {
 	secretish := regexp.MustCompile(`(?i)secret|token|password|passwd|credential|api_?key`)
 	webhookSecret := regexp.MustCompile(`whsec_[A-Za-z0-9+/=]{8,}`) // "whsec_" and base64
 
-	// A secret parameter takes an ARN (its pattern refuses anything else),
-	// or is at least NoEcho. ("SecretsManager", the service, is no secret.)
+	// A secret-sounding parameter takes an ARN (its pattern refuses
+	// anything else), or something else no secret fits (the revision
+	// number of the signing secrets), or is at least NoEcho.
+	// ("SecretsManager", the service, is no secret.)
 	const sampleARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hookline/signing-AbCdEf"
 	for _, p := range entries(get(root, "Parameters")) {
 		if !secretish.MatchString(strings.ReplaceAll(p.key, "SecretsManager", "")) {
@@ -328,8 +377,8 @@ func TestTemplateNoPlaintextSecrets(t *testing.T) {
 			continue
 		}
 		pattern, _ := str(get(p.val, "AllowedPattern"))
-		if !strings.HasSuffix(p.key, "Arn") || pattern == "" {
-			t.Fatalf("parameter %s: a secret parameter must be an ARN (name ending in Arn, with an AllowedPattern) or NoEcho", p.key)
+		if pattern == "" {
+			t.Fatalf("parameter %s: a secret-sounding parameter must be an ARN (name ending in Arn), or NoEcho, with an AllowedPattern that refuses secrets", p.key)
 		}
 		re, err := regexp.Compile(pattern)
 		if err != nil {
@@ -340,21 +389,26 @@ func TestTemplateNoPlaintextSecrets(t *testing.T) {
 				t.Fatalf("parameter %s: AllowedPattern %q accepts the plain value %q", p.key, pattern, plain)
 			}
 		}
-		if !re.MatchString(sampleARN) {
+		if strings.HasSuffix(p.key, "Arn") && !re.MatchString(sampleARN) {
 			t.Fatalf("parameter %s: AllowedPattern %q refuses the ARN %q", p.key, pattern, sampleARN)
 		}
 	}
 
 	// Environment variables hold ARNs at most: names that sound secret end
-	// in _ARN, and no value anywhere looks like a webhook secret.
+	// in _ARN or are declared empty (a slot sam local invoke's env.json may
+	// fill, such as HOOKLINE_SIGNING_SECRETS), and no value anywhere looks
+	// like a webhook secret.
 	walk(root, nil, func(path []string, n *yaml.Node) {
 		if n.Kind == yaml.ScalarNode && webhookSecret.MatchString(n.Value) {
 			t.Fatalf("%s: holds a webhook secret (whsec_...); put it in Secrets Manager", strings.Join(path, "."))
 		}
 		if len(path) >= 3 && path[len(path)-2] == "Variables" && path[len(path)-3] == "Environment" {
 			name := path[len(path)-1]
+			if v, ok := str(n); ok && v == "" && !isNoValue(n) {
+				return
+			}
 			if secretish.MatchString(name) && !strings.HasSuffix(name, "_ARN") {
-				t.Fatalf("%s: environment variable %s looks secret; pass a Secrets Manager ARN (…_ARN) instead", strings.Join(path, "."), name)
+				t.Fatalf("%s: environment variable %s looks secret; pass a Secrets Manager ARN (…_ARN) instead, or declare it empty", strings.Join(path, "."), name)
 			}
 		}
 	})
@@ -370,7 +424,7 @@ func TestTemplateEnvironment(t *testing.T) {
 	for _, name := range []string{
 		config.EnvConfig, config.EnvPrefix, config.EnvRedisURL, config.EnvRedisCluster,
 		config.EnvRedisAuth, config.EnvRedisUser, config.EnvRedisCacheName, config.EnvRedisServerless,
-		config.EnvRedisTokenARN, config.EnvSigningSecretsARN, config.EnvDrainFunction,
+		config.EnvRedisTokenARN, config.EnvSigningSecretsARN, config.EnvSigningSecrets, config.EnvDrainFunction,
 	} {
 		known[name] = true
 	}
@@ -385,13 +439,19 @@ func TestTemplateEnvironment(t *testing.T) {
 		return m
 	}
 	global := vars(get(root, "Globals", "Function"))
-	for _, name := range []string{config.EnvConfig, config.EnvRedisURL, config.EnvRedisCluster, config.EnvRedisAuth} {
+	for _, name := range []string{config.EnvConfig, config.EnvRedisURL, config.EnvRedisCluster, config.EnvRedisAuth, config.EnvPrefix} {
 		if global[name] == nil {
 			t.Fatalf("Globals: %s is not set", name)
 		}
 	}
-	if global[config.EnvSigningSecretsARN] != nil || global[config.EnvDrainFunction] != nil {
-		t.Fatalf("Globals: %s and %s belong to one function each", config.EnvSigningSecretsARN, config.EnvDrainFunction)
+	// The key prefix the functions use is the one the cache user may touch.
+	if v := global[config.EnvPrefix]; !isRef(v, "KeyPrefix") {
+		t.Fatalf("Globals: %s = %s, want !Ref KeyPrefix (the prefix of CacheAppUser's AccessString)", config.EnvPrefix, describe(v))
+	}
+	for _, name := range []string{config.EnvSigningSecretsARN, config.EnvSigningSecrets, config.EnvDrainFunction} {
+		if global[name] != nil {
+			t.Fatalf("Globals: %s belongs to one function", name)
+		}
 	}
 	for id := range functions {
 		own := vars(get(root, "Resources", id, "Properties"))
@@ -400,10 +460,18 @@ func TestTemplateEnvironment(t *testing.T) {
 		} else if v != nil && !isRef(v, "SigningSecretArn") {
 			t.Fatalf("%s: %s = %s, want !Ref SigningSecretArn", id, config.EnvSigningSecretsARN, describe(v))
 		}
+		// Declared empty, for sam local invoke's env.json only.
+		if v := own[config.EnvSigningSecrets]; (id == "IngestFunction") != (v != nil) {
+			t.Fatalf("%s: %s declared: %v; only IngestFunction reads the signing secrets", id, config.EnvSigningSecrets, v != nil)
+		} else if s, ok := str(v); v != nil && (!ok || s != "") {
+			t.Fatalf("%s: %s = %s, want \"\" (the secrets come from %s; env.json may fill it locally)", id, config.EnvSigningSecrets, describe(v), config.EnvSigningSecretsARN)
+		}
+		// The drain's live alias, which CodeDeploy shifts: the function's
+		// name or ARN would invoke $LATEST, bypassing the rollout.
 		if v := own[config.EnvDrainFunction]; (id == "SchedulerFunction") != (v != nil) {
 			t.Fatalf("%s: %s set: %v; only SchedulerFunction invokes the drain", id, config.EnvDrainFunction, v != nil)
-		} else if v != nil && !isRef(v, "DrainFunction") && !isGetAtt(v, "DrainFunction", "Arn") {
-			t.Fatalf("%s: %s = %s, want the DrainFunction's name or ARN", id, config.EnvDrainFunction, describe(v))
+		} else if v != nil && !isRef(v, "DrainFunction.Alias") {
+			t.Fatalf("%s: %s = %s, want !Ref DrainFunction.Alias", id, config.EnvDrainFunction, describe(v))
 		}
 	}
 }
@@ -428,8 +496,17 @@ func TestTemplateNetwork(t *testing.T) {
 	}
 
 	// The cache accepts the functions only, on 6379 and 6380 (Serverless
-	// Valkey's read port).
-	ingress := items(get(res, "CacheSecurityGroup", "Properties", "SecurityGroupIngress"))
+	// Valkey's read port). The rule is a resource of its own: the retained
+	// cache group must not name LambdaSecurityGroup (TestTemplateCacheRetained).
+	if n := len(items(get(res, "CacheSecurityGroup", "Properties", "SecurityGroupIngress"))); n != 0 {
+		t.Fatalf("CacheSecurityGroup: %d inline ingress rules, want none (CacheIngressFromFunctions holds it)", n)
+	}
+	var ingress []*yaml.Node
+	for _, id := range resourcesOfType(root, "AWS::EC2::SecurityGroupIngress") {
+		if p := get(res, id, "Properties"); isGetAtt(get(p, "GroupId"), "CacheSecurityGroup", "GroupId") {
+			ingress = append(ingress, p)
+		}
+	}
 	if len(ingress) != 1 {
 		t.Fatalf("CacheSecurityGroup: %d ingress rules, want 1", len(ingress))
 	}
@@ -459,9 +536,107 @@ func TestTemplateNetwork(t *testing.T) {
 			t.Fatalf("%s PrivateDnsEnabled %q, want true (the SDKs use the public names)", id, dns)
 		}
 	}
-	if def, _ := str(get(root, "Parameters", "CreateSecretsManagerEndpoint", "Default")); def != "true" {
-		t.Fatalf("parameter CreateSecretsManagerEndpoint: Default %q, want true", def)
+}
+
+// TestTemplateEndpoints checks item 1 of issue 8: interface endpoints with
+// private DNS answer for the service's public name in the whole VPC, and
+// fail to create where the VPC has one already. So they are opt-in (off by
+// default), and when created they admit HTTPS from the VPC's CIDR block, not
+// only from hookline's functions, so the VPC's other workloads keep reaching
+// Lambda and Secrets Manager.
+func TestTemplateEndpoints(t *testing.T) {
+	t.Parallel()
+	root := loadTemplate(t)
+	res := get(root, "Resources")
+
+	for param, cond := range map[string]string{"CreateLambdaEndpoint": "CreateLambdaEndpointCond", "CreateSecretsManagerEndpoint": "CreateSecretsManagerEndpointCond"} {
+		if def, _ := str(get(root, "Parameters", param, "Default")); def != "false" {
+			t.Fatalf("parameter %s: Default %q, want false (opt-in)", param, def)
+		}
+		fn, arg, _ := intrinsic(get(root, "Conditions", cond))
+		if fn != "Fn::Equals" || len(arg.Content) != 2 || !isRef(arg.Content[0], param) || arg.Content[1].Value != "true" {
+			t.Fatalf("condition %s: %s, want !Equals [!Ref %s, \"true\"]", cond, describe(get(root, "Conditions", cond)), param)
+		}
 	}
+	for id, cond := range map[string]string{"LambdaEndpoint": "CreateLambdaEndpointCond", "SecretsManagerEndpoint": "CreateSecretsManagerEndpointCond", "EndpointSecurityGroup": "CreateAnyEndpoint"} {
+		if got, _ := str(get(res, id, "Condition")); got != cond {
+			t.Fatalf("%s: Condition %q, want %s", id, got, cond)
+		}
+	}
+	for _, id := range []string{"LambdaEndpoint", "SecretsManagerEndpoint"} {
+		ep, err := openTemplate(t).GetEC2VPCEndpointWithName(id)
+		if err != nil || ep.PrivateDnsEnabled == nil || !*ep.PrivateDnsEnabled || ep.VpcEndpointType == nil || *ep.VpcEndpointType != "Interface" {
+			t.Fatalf("goformation: %s: want an interface endpoint with private DNS (%v)", id, err)
+		}
+		sgs := items(get(res, id, "Properties", "SecurityGroupIds"))
+		if len(sgs) != 1 || !isGetAtt(sgs[0], "EndpointSecurityGroup", "GroupId") {
+			t.Fatalf("%s SecurityGroupIds: want [!GetAtt EndpointSecurityGroup.GroupId]", id)
+		}
+	}
+
+	// HTTPS from the functions and from EndpointClientCidr, nothing else.
+	var fromFunctions, fromCidr bool
+	for _, rule := range items(get(res, "EndpointSecurityGroup", "Properties", "SecurityGroupIngress")) {
+		from, _ := str(get(rule, "FromPort"))
+		to, _ := str(get(rule, "ToPort"))
+		if proto, _ := str(get(rule, "IpProtocol")); proto != "tcp" || from != "443" || to != "443" {
+			t.Fatalf("EndpointSecurityGroup ingress %s: want tcp 443 only", describe(rule))
+		}
+		switch {
+		case isGetAtt(get(rule, "SourceSecurityGroupId"), "LambdaSecurityGroup", "GroupId"):
+			fromFunctions = true
+		case isRef(get(rule, "CidrIp"), "EndpointClientCidr"):
+			fromCidr = true
+		default:
+			t.Fatalf("EndpointSecurityGroup ingress %s: want from LambdaSecurityGroup or !Ref EndpointClientCidr", describe(rule))
+		}
+	}
+	if !fromFunctions || !fromCidr {
+		t.Fatalf("EndpointSecurityGroup ingress: from the functions %v, from EndpointClientCidr %v; want both", fromFunctions, fromCidr)
+	}
+
+	// EndpointClientCidr is a CIDR block, required by a rule when an
+	// endpoint is created.
+	pattern, _ := str(get(root, "Parameters", "EndpointClientCidr", "AllowedPattern"))
+	re, err := regexp.Compile(pattern)
+	if err != nil || pattern == "" {
+		t.Fatalf("parameter EndpointClientCidr: AllowedPattern %q: %v", pattern, err)
+	}
+	for v, ok := range map[string]bool{"": true, "10.0.0.0/16": true, "172.31.0.0/16": true, "10.0.0.0": false, "vpc-0123": false, "10.0.0.0/33": false} {
+		if re.MatchString(v) != ok {
+			t.Fatalf("parameter EndpointClientCidr: AllowedPattern %q accepts %q: %v, want %v", pattern, v, !ok, ok)
+		}
+	}
+	rule := get(root, "Rules", "EndpointSettings")
+	var conds []string
+	walk(get(rule, "RuleCondition"), nil, func(_ []string, n *yaml.Node) {
+		if name, ok := refName(n); ok {
+			conds = append(conds, name)
+		}
+	})
+	slices.Sort(conds)
+	if !slices.Equal(conds, []string{"CreateLambdaEndpoint", "CreateSecretsManagerEndpoint"}) {
+		t.Fatalf("rule EndpointSettings: RuleCondition refers to %v, want CreateLambdaEndpoint and CreateSecretsManagerEndpoint", conds)
+	}
+	if !assertsNotEmpty(get(rule, "Assertions"), "EndpointClientCidr") {
+		t.Fatalf("rule EndpointSettings: want an assertion that EndpointClientCidr is not empty")
+	}
+}
+
+// assertsNotEmpty reports whether a rule's assertions include
+// !Not [!Equals [!Ref param, ""]].
+func assertsNotEmpty(assertions *yaml.Node, param string) bool {
+	for _, a := range items(assertions) {
+		fn, arg, _ := intrinsic(get(a, "Assert"))
+		if fn != "Fn::Not" || arg.Kind != yaml.SequenceNode || len(arg.Content) != 1 {
+			continue
+		}
+		fn, arg, _ = intrinsic(arg.Content[0])
+		if fn == "Fn::Equals" && len(arg.Content) == 2 && isRef(arg.Content[0], param) && arg.Content[1].Value == "" {
+			return true
+		}
+	}
+	return false
 }
 
 func TestTemplateOutputs(t *testing.T) {

@@ -1,5 +1,6 @@
 // Command hookline is hookline's command-line tool: `hookline dev` runs the
-// whole pipeline locally, `hookline send` posts signed sample webhooks, and
+// whole pipeline locally, `hookline send` posts signed sample webhooks,
+// `hookline check` checks a configuration file before a deployment, and
 // status, inspect, dlq, pause, resume and skip let an operator see and fix
 // what is stuck in a deployment's queues.
 package main
@@ -23,7 +24,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newDevCmd(), newSendCmd(),
+	root.AddCommand(newDevCmd(), newSendCmd(), newCheckCmd(),
 		newStatusCmd(), newInspectCmd(), newDLQCmd(), newPauseCmd(), newResumeCmd(), newSkipCmd())
 	return root
 }
