@@ -166,8 +166,8 @@ func (e *Engine) Options() Options { return e.opt }
 func (e *Engine) Shard(key string) int { return e.ks.shardOf(key) }
 
 // LoadScripts loads every script into the script cache of every node, so
-// pipelines can call them by SHA. Operations that pipeline load them by
-// themselves when a node answers NOSCRIPT (after a restart, say).
+// pipelines can call them by SHA. Operations do not need it: a pipelined call
+// that meets NOSCRIPT runs again with the script's source (see pipeline).
 func (e *Engine) LoadScripts(ctx context.Context) error {
 	for _, s := range scripts {
 		if err := s.Load(ctx, e.rdb).Err(); err != nil {
@@ -188,40 +188,54 @@ type scriptCall struct {
 	args   []any
 }
 
-// pipeline runs calls in one round trip per node, by SHA. Calls a node
-// refused with NOSCRIPT (which did not run) are run again after loading the
-// scripts. The returned commands carry each call's result or error.
+// pipeline runs calls in one round trip per node, by SHA (EVALSHA). Calls a
+// node refused with NOSCRIPT, which did not run, are sent again with their
+// script's source (EVAL) in a second pipeline; then the scripts that were
+// missing are loaded for next time, best effort. EVAL rather than SCRIPT
+// LOAD and EVALSHA again, because a proxy such as ElastiCache Serverless's
+// may not send SCRIPT LOAD to the backend that answered NOSCRIPT. The
+// returned commands carry each call's result or error; the error is the
+// first a call met (a nil reply is not one).
 func (e *Engine) pipeline(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
-	run := func(idx []int) error {
-		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	run := func(idx []int, eval bool) {
+		_, _ = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range idx {
 				c := calls[i]
-				cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				if eval {
+					cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
+				} else {
+					cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				}
 			}
 			return nil
-		})
-		return err
+		}) // each command carries its own error, checked below
 	}
 	all := make([]int, len(calls))
 	for i := range all {
 		all[i] = i
 	}
-	err := run(all)
+	run(all, false)
 	var again []int
 	for i, c := range cmds {
-		if c != nil && c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			again = append(again, i)
 		}
 	}
 	if len(again) > 0 {
-		if lerr := e.LoadScripts(ctx); lerr != nil {
-			return cmds, lerr
+		run(again, true)
+		loaded := make(map[*redis.Script]bool)
+		for _, i := range again {
+			if s := calls[i].script; !loaded[s] {
+				loaded[s] = true
+				_ = s.Load(ctx, e.rdb).Err() // best effort: EVAL above did the work
+			}
 		}
-		err = run(again)
 	}
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return cmds, fmt.Errorf("queue: pipeline: %w", err)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return cmds, fmt.Errorf("queue: pipeline: %w", err)
+		}
 	}
 	return cmds, nil
 }
