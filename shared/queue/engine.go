@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -898,6 +899,43 @@ func (e *Engine) Resume(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("queue: resume %s: %w", key, err)
 	}
 	return n == 1, nil
+}
+
+// Reachable reports whether Redis accepts a connection. It dials the
+// client's server (a cluster client's seed addresses, until one accepts)
+// directly, bounded by ctx and outside the client's connection pool, and
+// closes the connection at once. It is a cheap check before a real call, not
+// a health check: a hung server's kernel still accepts connections. Unlike
+// a call through the client, a refused dial here does not count against the
+// pool, which after as many failed dials as it has connections stops dialing
+// and probes by itself only once a second. Other client kinds are checked
+// with PING.
+func (e *Engine) Reachable(ctx context.Context) error {
+	network, addrs := "tcp", []string(nil)
+	switch c := e.rdb.(type) {
+	case *redis.Client:
+		o := c.Options()
+		network, addrs = o.Network, []string{o.Addr}
+	case *redis.ClusterClient:
+		addrs = c.Options().Addrs
+	}
+	if len(addrs) == 0 {
+		return e.Ping(ctx)
+	}
+	var d net.Dialer
+	var errs []error
+	for _, addr := range addrs {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = conn.Close() // nothing was sent
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("queue: redis not reachable: %w", errors.Join(errs...))
 }
 
 // Ping checks that Redis answers.
