@@ -64,6 +64,15 @@ type RedisAuth struct {
 
 // RedisClient returns a client for r with auth applied: a cluster client
 // when r.Cluster is set, TLS for rediss://.
+//
+// The client honours context deadlines on the socket (go-redis
+// ContextTimeoutEnabled), so a caller bounds a call by its context: ingest
+// gives each request's Redis calls 800 ms and answers 503 in time even when
+// Redis accepts connections but answers nothing. A call without a deadline
+// keeps go-redis's timeouts (5 s reads), which stay above the scheduler's
+// BLPOP wait for a wake (about 1 s at most). The other defaults are
+// go-redis's too: they are shared by all three functions, and ingest's own
+// bound does not depend on them.
 func RedisClient(r config.Redis, auth RedisAuth) (redis.UniversalClient, error) {
 	var provider func(ctx context.Context) (string, string, error)
 	switch {
@@ -79,6 +88,7 @@ func RedisClient(r config.Redis, auth RedisAuth) (redis.UniversalClient, error) 
 			return nil, bad
 		}
 		opt.CredentialsProviderContext = provider
+		opt.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(opt), nil
 	}
 	opt, err := redis.ParseURL(r.URL)
@@ -86,6 +96,7 @@ func RedisClient(r config.Redis, auth RedisAuth) (redis.UniversalClient, error) 
 		return nil, bad
 	}
 	opt.CredentialsProviderContext = provider
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
 }
 

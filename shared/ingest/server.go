@@ -18,6 +18,12 @@
 //
 // Every error body is {"error": {"code": "<machine code>", "message": "..."}}.
 // Messages name what is wrong and never echo secrets or signatures.
+//
+// A request's Redis calls get Options.StorageTimeout (800 ms) together, so
+// a 503 comes within a second even when Redis hangs. While Redis is
+// unreachable (two failed calls in a row), webhooks are answered 503 at once
+// without calling it, and one request at most every 200 ms probes it: the
+// first that gets through closes the circuit again.
 package ingest
 
 import (
@@ -62,6 +68,11 @@ type Options struct {
 	KeepHeaders func(code string) []string
 	// RetryAfter is the Retry-After sent with 503. Default 5s.
 	RetryAfter time.Duration
+	// StorageTimeout bounds the Redis calls of one request (the enqueue and
+	// the scheduler's wake-up together, or the health check); when it runs
+	// out the request is answered 503. Default 800ms, so that answers come
+	// within a second.
+	StorageTimeout time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
 	// Logger gets one line per refused or failed request. Default slog.Default().
@@ -74,7 +85,7 @@ type Options struct {
 // Server is the ingest http.Handler.
 type Server struct {
 	opt Options
-	mux *http.ServeMux
+	brk *breaker
 }
 
 // New returns a Server.
@@ -92,27 +103,42 @@ func New(opt Options) (*Server, error) {
 	}
 	opt.MaxBody = cmp.Or(opt.MaxBody, DefaultMaxBody)
 	opt.RetryAfter = cmp.Or(opt.RetryAfter, 5*time.Second)
+	opt.StorageTimeout = cmp.Or(opt.StorageTimeout, DefaultStorageTimeout)
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	s := &Server{opt: opt, mux: http.NewServeMux()}
-	s.mux.HandleFunc("POST /webhooks", s.webhook)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "POST")
-		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST for /webhooks")
-	})
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: POST /webhooks or GET /healthz")
-	})
-	return s, nil
+	return &Server{opt: opt, brk: newBreaker()}, nil
 }
 
-// ServeHTTP serves the ingest endpoints.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// DefaultStorageTimeout is the default Options.StorageTimeout.
+const DefaultStorageTimeout = 800 * time.Millisecond
+
+// ServeHTTP serves the ingest endpoints. Routing is by exact path, so every
+// answer, a wrong path or method included, has the JSON error shape
+// (http.ServeMux would redirect a path such as //webhooks with an HTML body).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/webhooks":
+		if r.Method == http.MethodPost {
+			s.webhook(w, r)
+			return
+		}
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST for /webhooks")
+	case "/healthz":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			s.healthz(w, r)
+			return
+		}
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET for /healthz")
+	default:
+		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: POST /webhooks or GET /healthz")
+	}
+}
 
 // Accepted is the body of a 202 or duplicate 200 answer.
 type Accepted struct {
@@ -161,25 +187,67 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(p.Code, r.Header)}
-	res, err := s.opt.Engine.Enqueue(r.Context(), lane, it)
+	call, probe := s.brk.admit()
+	if !call {
+		s.unavailable(w)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.StorageTimeout)
+	defer cancel()
+	res, err := s.enqueue(ctx, probe, lane, it)
 	if errors.Is(err, queue.ErrInvalidHeader) {
+		s.record(r, probe, neutral, nil)
 		s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
 		return
 	}
 	if err != nil {
-		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
+		o := failed
+		if r.Context().Err() != nil {
+			o = neutral // the caller went away; that says nothing about Redis
+		}
+		s.record(r, probe, o, err)
+		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "probe", probe, "err", err)
+		s.unavailable(w)
 		return
 	}
+	s.record(r, probe, succeeded, nil)
 	if !res.New {
 		writeJSON(w, http.StatusOK, Accepted{ID: res.ID, Key: res.Key, Duplicate: true})
 		return
 	}
 	if res.Ready && s.opt.OnReady != nil {
-		s.opt.OnReady(r.Context())
+		s.opt.OnReady(ctx) // within what is left of the storage timeout
 	}
 	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
+}
+
+// enqueue stores it. The breaker's probe dials Redis first: a refused dial
+// answers it without counting against the client's pool.
+func (s *Server) enqueue(ctx context.Context, probe bool, lane string, it *queue.Item) (queue.Enqueued, error) {
+	if probe {
+		if err := s.opt.Engine.Reachable(ctx); err != nil {
+			return queue.Enqueued{}, err
+		}
+	}
+	return s.opt.Engine.Enqueue(ctx, lane, it)
+}
+
+// unavailable answers 503: Redis cannot take the write now.
+func (s *Server) unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
+	writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
+}
+
+// record tells the breaker how a call went and logs when it opens or closes.
+func (s *Server) record(r *http.Request, probe bool, o outcome, err error) {
+	t := s.brk.record(probe, o)
+	switch {
+	case t.opened:
+		s.opt.Logger.WarnContext(r.Context(), "storage unreachable: answering 503 without calling Redis until a probe gets through",
+			"probe_every", breakerProbe, "err", err)
+	case t.closed:
+		s.opt.Logger.InfoContext(r.Context(), "storage reachable again", "down", t.down, "shed", t.shed)
+	}
 }
 
 // keep copies the headers of h kept for code, in KeepHeaders order.
@@ -197,7 +265,7 @@ func (s *Server) keep(code string, h http.Header) []queue.Header {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), s.opt.StorageTimeout)
 	defer cancel()
 	if err := s.opt.Engine.Ping(ctx); err != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))

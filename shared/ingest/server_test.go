@@ -28,12 +28,12 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 var now = time.Unix(1_763_900_000, 0)
 
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	e   *queue.Engine
 	srv *Server
 }
 
-func newRig(t *testing.T, rdb redis.UniversalClient) *rig {
+func newRig(t testing.TB, rdb redis.UniversalClient) *rig {
 	t.Helper()
 	clk := clock.NewFake(now)
 	e, err := queue.New(rdb, queue.Options{Prefix: redistest.Prefix(t), Lanes: []string{"quick", "slow"}, Clock: clk})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -166,8 +167,8 @@ func (e *Engine) Options() Options { return e.opt }
 func (e *Engine) Shard(key string) int { return e.ks.shardOf(key) }
 
 // LoadScripts loads every script into the script cache of every node, so
-// pipelines can call them by SHA. Operations that pipeline load them by
-// themselves when a node answers NOSCRIPT (after a restart, say).
+// pipelines can call them by SHA. Operations do not need it: a pipelined call
+// that meets NOSCRIPT runs again with the script's source (see pipeline).
 func (e *Engine) LoadScripts(ctx context.Context) error {
 	for _, s := range scripts {
 		if err := s.Load(ctx, e.rdb).Err(); err != nil {
@@ -188,40 +189,54 @@ type scriptCall struct {
 	args   []any
 }
 
-// pipeline runs calls in one round trip per node, by SHA. Calls a node
-// refused with NOSCRIPT (which did not run) are run again after loading the
-// scripts. The returned commands carry each call's result or error.
+// pipeline runs calls in one round trip per node, by SHA (EVALSHA). Calls a
+// node refused with NOSCRIPT, which did not run, are sent again with their
+// script's source (EVAL) in a second pipeline; then the scripts that were
+// missing are loaded for next time, best effort. EVAL rather than SCRIPT
+// LOAD and EVALSHA again, because a proxy such as ElastiCache Serverless's
+// may not send SCRIPT LOAD to the backend that answered NOSCRIPT. The
+// returned commands carry each call's result or error; the error is the
+// first a call met (a nil reply is not one).
 func (e *Engine) pipeline(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
 	cmds := make([]*redis.Cmd, len(calls))
-	run := func(idx []int) error {
-		_, err := e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	run := func(idx []int, eval bool) {
+		_, _ = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for _, i := range idx {
 				c := calls[i]
-				cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				if eval {
+					cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
+				} else {
+					cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
+				}
 			}
 			return nil
-		})
-		return err
+		}) // each command carries its own error, checked below
 	}
 	all := make([]int, len(calls))
 	for i := range all {
 		all[i] = i
 	}
-	err := run(all)
+	run(all, false)
 	var again []int
 	for i, c := range cmds {
-		if c != nil && c.Err() != nil && redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
+		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
 			again = append(again, i)
 		}
 	}
 	if len(again) > 0 {
-		if lerr := e.LoadScripts(ctx); lerr != nil {
-			return cmds, lerr
+		run(again, true)
+		loaded := make(map[*redis.Script]bool)
+		for _, i := range again {
+			if s := calls[i].script; !loaded[s] {
+				loaded[s] = true
+				_ = s.Load(ctx, e.rdb).Err() // best effort: EVAL above did the work
+			}
 		}
-		err = run(again)
 	}
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return cmds, fmt.Errorf("queue: pipeline: %w", err)
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return cmds, fmt.Errorf("queue: pipeline: %w", err)
+		}
 	}
 	return cmds, nil
 }
@@ -884,6 +899,43 @@ func (e *Engine) Resume(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("queue: resume %s: %w", key, err)
 	}
 	return n == 1, nil
+}
+
+// Reachable reports whether Redis accepts a connection. It dials the
+// client's server (a cluster client's seed addresses, until one accepts)
+// directly, bounded by ctx and outside the client's connection pool, and
+// closes the connection at once. It is a cheap check before a real call, not
+// a health check: a hung server's kernel still accepts connections. Unlike
+// a call through the client, a refused dial here does not count against the
+// pool, which after as many failed dials as it has connections stops dialing
+// and probes by itself only once a second. Other client kinds are checked
+// with PING.
+func (e *Engine) Reachable(ctx context.Context) error {
+	network, addrs := "tcp", []string(nil)
+	switch c := e.rdb.(type) {
+	case *redis.Client:
+		o := c.Options()
+		network, addrs = o.Network, []string{o.Addr}
+	case *redis.ClusterClient:
+		addrs = c.Options().Addrs
+	}
+	if len(addrs) == 0 {
+		return e.Ping(ctx)
+	}
+	var d net.Dialer
+	var errs []error
+	for _, addr := range addrs {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err == nil {
+			_ = conn.Close() // nothing was sent
+			return nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("queue: redis not reachable: %w", errors.Join(errs...))
 }
 
 // Ping checks that Redis answers.

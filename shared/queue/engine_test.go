@@ -932,39 +932,6 @@ func TestG9ScriptsAreServerlessSafe(t *testing.T) {
 	}
 }
 
-// TestScriptsReloadAfterFlush: pipelined calls (claim, batch enqueue) and
-// single calls recover when the server has lost its script cache, as after a
-// restart or failover.
-func TestScriptsReloadAfterFlush(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
-		f := setup(t, rdb)
-		flush := func() {
-			var err error
-			if c, ok := rdb.(*redis.ClusterClient); ok {
-				err = c.ForEachMaster(f.ctx, func(ctx context.Context, n *redis.Client) error { return n.ScriptFlush(ctx).Err() })
-			} else {
-				err = rdb.ScriptFlush(f.ctx).Err()
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-		flush()
-		var entries []Entry
-		for i := range 40 {
-			entries = append(entries, Entry{Lane: "quick", Item: f.item(fmt.Sprintf("r%d:c", i), "x")})
-		}
-		if _, err := f.e.EnqueueBatch(f.ctx, entries); err != nil {
-			t.Fatalf("enqueue after flush: %v", err)
-		}
-		flush()
-		ls, err := f.e.Claim(f.ctx, "quick", 40)
-		if err != nil || len(ls) != 40 {
-			t.Fatalf("claim after flush: %d leases, %v", len(ls), err)
-		}
-	})
-}
-
 func TestOptionsValidate(t *testing.T) {
 	for _, o := range []Options{
 		{Prefix: "Bad Prefix"},

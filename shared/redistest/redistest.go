@@ -8,7 +8,8 @@
 //     isolate their data by building keys from a unique [Prefix]; nothing is
 //     ever flushed.
 //   - Dedicated servers ([Start]) owned by a single test, for tests that stop,
-//     kill and restart Redis. They are stopped when the test ends.
+//     kill, pause (SIGSTOP) and restart Redis. They are stopped when the test
+//     ends.
 //
 // Every server listens on a free loopback port and keeps its data and log in
 // a temporary directory. redis-server must be installed (it is looked up on

@@ -3,6 +3,7 @@ package redistest_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -202,6 +203,48 @@ func TestServerStopRestart(t *testing.T) {
 	if got, err := rdb.Get(c, "k").Result(); err != nil || got != "v" {
 		t.Fatalf("GET after restart of a running server = %q, %v; want v", got, err)
 	}
+}
+
+// TestServerPauseResume: a paused server accepts connections but answers
+// nothing; resumed, it answers again, with what was written before. Stop of
+// a paused server is quick (it is resumed first, so SIGTERM takes effect).
+func TestServerPauseResume(t *testing.T) {
+	t.Parallel()
+	s := redistest.Start(t)
+	rdb := s.Client(t)
+	c := ctx(t)
+	if err := rdb.Set(c, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	s.Pause(t)
+	// A client that gives up after 300 ms.
+	quick := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1, DialerRetries: 1,
+		DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond})
+	defer quick.Close()
+	var d net.Dialer
+	conn, err := d.DialContext(c, "tcp", s.Addr())
+	if err != nil {
+		t.Fatalf("dial a paused server: %v (the kernel should accept)", err)
+	}
+	_ = conn.Close()
+	if err := quick.Ping(c).Err(); err == nil {
+		t.Fatal("PING answered by a paused server")
+	} else {
+		t.Logf("PING while paused: %v", err)
+	}
+	s.Resume(t)
+	s.Resume(t) // no-op
+	if got, err := rdb.Get(c, "k").Result(); err != nil || got != "v" {
+		t.Fatalf("GET after Resume = %q, %v; want v", got, err)
+	}
+	s.Pause(t)
+	began := time.Now()
+	s.Stop(t)
+	if d := time.Since(began); d > 5*time.Second {
+		t.Errorf("Stop of a paused server took %v; it should resume it and stop at once", d)
+	}
+	s.Restart(t)
+	s.Pause(t) // the cleanup resumes and stops it
 }
 
 func TestServerWithoutPersistenceLosesData(t *testing.T) {

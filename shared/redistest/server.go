@@ -23,8 +23,9 @@ type Server struct {
 	port int
 	args []string
 
-	mu sync.Mutex
-	p  *proc // the current or last process
+	mu     sync.Mutex
+	p      *proc // the current or last process
+	paused bool  // p was stopped by Pause
 }
 
 // Start starts a dedicated standalone redis-server on a free loopback port
@@ -47,6 +48,7 @@ func Start(tb testing.TB, args ...string) *Server {
 	tb.Cleanup(func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		s.resumeLocked()
 		if err := s.p.stop(serverStopGrace); err != nil {
 			tb.Errorf("redistest: %v", err)
 		}
@@ -75,11 +77,12 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 // process to exit, so the server saves its data as its configuration says
 // (AOF fsync, RDB snapshot if save points are set). Stop is a no-op if the
 // server is not running. It fails the test if the server does not exit within
-// 10 s (it is then killed).
+// 10 s (it is then killed). A paused server is resumed first.
 func (s *Server) Stop(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resumeLocked()
 	if err := s.p.stop(serverStopGrace); err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
@@ -92,6 +95,45 @@ func (s *Server) Kill(tb testing.TB) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.p.kill()
+	s.paused = false
+}
+
+// Pause stops the server process with SIGSTOP, so it looks to its clients
+// like a hung server: the kernel still accepts connections and takes what
+// clients write, but nothing is answered until Resume. Pause fails the test
+// if the server is not running, or where SIGSTOP does not exist (Windows).
+// Stop, Kill, Restart and the test's cleanup handle a paused server.
+func (s *Server) Pause(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !canPause {
+		tb.Fatalf("redistest: Pause needs SIGSTOP, which this system does not have")
+	}
+	if s.p.exited() {
+		tb.Fatalf("redistest: Pause: redis-server on %s is not running", s.Addr())
+	}
+	if err := s.p.cmd.Process.Signal(pauseSignals.stop); err != nil {
+		tb.Fatalf("redistest: Pause: SIGSTOP redis-server on %s: %v", s.Addr(), err)
+	}
+	s.paused = true
+}
+
+// Resume continues a server stopped by Pause (SIGCONT). It is a no-op if the
+// server is not paused.
+func (s *Server) Resume(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumeLocked()
+}
+
+// resumeLocked sends SIGCONT to a paused server; s.mu is held.
+func (s *Server) resumeLocked() {
+	if s.paused && !s.p.exited() {
+		_ = s.p.cmd.Process.Signal(pauseSignals.cont) // fails only if it has exited
+	}
+	s.paused = false
 }
 
 // Restart starts the server again on the same port, in the same directory and
@@ -102,6 +144,7 @@ func (s *Server) Restart(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.resumeLocked()
 	if err := s.p.stop(serverStopGrace); err != nil {
 		tb.Fatalf("redistest: %v", err)
 	}
