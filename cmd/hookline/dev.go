@@ -107,7 +107,8 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 		return err
 	}
 	async := drain.NewAsync(d)
-	if sched, err = a.Scheduler(async, "dev", nil); err != nil {
+	// A random owner: two dev processes on one Redis must not share the lease.
+	if sched, err = a.Scheduler(async, "", nil); err != nil {
 		return err
 	}
 
@@ -133,14 +134,12 @@ func runDev(ctx context.Context, out io.Writer, addr, cfgPath string) error {
 	errc := make(chan error, 2)
 	go func() { errc <- hs.Serve(ln) }()
 	go func() {
-		// The scheduler runs until ctx ends; Run returns early only if
-		// another scheduler holds the lease (a second dev on the same Redis).
+		// The scheduler runs until ctx ends. While another scheduler holds
+		// the lease (a second dev on the same Redis) it stands by inside
+		// Run and takes over when that one stops.
 		for ctx.Err() == nil {
-			st, err := sched.Run(ctx, time.Time{})
-			if err != nil {
+			if _, err := sched.Run(ctx, time.Time{}); err != nil {
 				logger.Error("scheduler", "err", err)
-			} else if !st.Leader {
-				logger.Warn("another scheduler holds the lease on this Redis; waiting")
 			}
 			select {
 			case <-ctx.Done():
