@@ -171,11 +171,13 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 		}
 		async = drain.NewAsync(d)
 		async.OnResult = func(res drain.Result, _ error) { stats.items.Add(int64(res.Handled)) }
+		// A random owner: two dev processes on one Redis must not share
+		// the scheduler lease.
 		counted := schedule.InvokerFunc(func(ctx context.Context, l queue.Lease) error {
 			stats.drains.Add(1)
 			return async.Invoke(ctx, l)
 		})
-		if sched, err = a.Scheduler(counted, "dev", nil); err != nil {
+		if sched, err = a.Scheduler(counted, "", nil); err != nil {
 			return err
 		}
 	}
@@ -215,14 +217,12 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 		if sched == nil {
 			return // --ingest-only
 		}
-		// The scheduler runs until ctx ends; Run returns early only if
-		// another scheduler holds the lease (a second dev on the same Redis).
+		// The scheduler runs until ctx ends. While another scheduler holds
+		// the lease (a second dev on the same Redis) it stands by inside
+		// Run and takes over when that one stops.
 		for ctx.Err() == nil {
-			st, err := sched.Run(ctx, time.Time{})
-			if err != nil {
+			if _, err := sched.Run(ctx, time.Time{}); err != nil {
 				logger.Error("scheduler", "err", err)
-			} else if !st.Leader {
-				logger.Warn("another scheduler holds the lease on this Redis; waiting")
 			}
 			select {
 			case <-ctx.Done():

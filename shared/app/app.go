@@ -197,6 +197,7 @@ func (a *App) Scheduler(inv schedule.Invoker, owner string, metrics *telemetry.E
 		RedisWake:    a.local == nil,
 		Margin:       time.Duration(s.Margin),
 		MetricsEvery: time.Duration(s.MetricsEvery),
+		SingletonTTL: time.Duration(s.LeaseTTL),
 		Owner:        owner,
 		Clock:        a.Clock,
 		Logger:       a.Logger,

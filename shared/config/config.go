@@ -184,12 +184,16 @@ const (
 
 // Scheduler tunes the scheduler function.
 type Scheduler struct {
-	// Poll is how often the scheduler looks for ready keys, 10ms..5s.
-	// Default 200ms.
+	// Poll is the longest the scheduler waits between looks for ready keys,
+	// 10ms..5s. Default 1s.
 	Poll Duration `yaml:"poll"`
 	// Margin is how long before its Lambda deadline the scheduler stops,
 	// 1ms..14m. Default 5s.
 	Margin Duration `yaml:"margin"`
+	// LeaseTTL is the scheduler's singleton lease, renewed every poll: a
+	// leader that dies is replaced by a standing-by scheduler within about
+	// this long. 1s..15m and at least twice Poll. Default 10s.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 	// MetricsEvery is how often the scheduler emits queue metrics, 1s..1h.
 	// Default 10s.
 	MetricsEvery Duration `yaml:"metrics_every"`
@@ -382,6 +386,7 @@ func (c *Config) setDefaults() {
 	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
 	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(time.Second))
 	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
+	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(10*time.Second))
 	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(10*time.Second))
 	c.Drain.Batch = cmp.Or(c.Drain.Batch, 10)
 	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(30*time.Second))

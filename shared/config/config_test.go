@@ -109,6 +109,7 @@ func TestDefaults(t *testing.T) {
 			Poll:         Duration(time.Second),
 			Margin:       Duration(5 * time.Second),
 			MetricsEvery: Duration(10 * time.Second),
+			LeaseTTL:     Duration(10 * time.Second),
 		},
 		Drain: Drain{
 			Batch:       10,
@@ -153,7 +154,7 @@ routes:
     timeout: 1500ms
     headers: {X-Api-Version: "2"}
     keep_headers: [User-Agent, x-request-id]
-scheduler: {poll: 10ms, margin: 1s, metrics_every: 1m}
+scheduler: {poll: 10ms, margin: 1s, metrics_every: 1m, lease_ttl: 2s}
 drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait: 0s, rate_margin: 150ms}
 `
 	c := mustParse(t, yml, nil)
@@ -169,7 +170,7 @@ drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait
 		r.Headers["X-Api-Version"] != "2" || !slices.Equal(r.KeepHeaders, []string{"user-agent", "x-request-id"}) {
 		t.Fatalf("route %#v", r)
 	}
-	if c.Scheduler != (Scheduler{Poll: Duration(10 * time.Millisecond), Margin: Duration(time.Second), MetricsEvery: Duration(time.Minute)}) {
+	if c.Scheduler != (Scheduler{Poll: Duration(10 * time.Millisecond), Margin: Duration(time.Second), MetricsEvery: Duration(time.Minute), LeaseTTL: Duration(2 * time.Second)}) {
 		t.Fatalf("scheduler %+v", c.Scheduler)
 	}
 	// max_rate_wait: 0s is zero, so the default.
@@ -343,6 +344,8 @@ routes:
 		{"poll", "+scheduler: {poll: 6s}", nil, "config: scheduler.poll: 6s is out of range 10ms..5s"},
 		{"scheduler margin", "+scheduler: {margin: -1s}", nil, "config: scheduler.margin: -1s is out of range 1ms..14m"},
 		{"metrics_every", "+scheduler: {metrics_every: 100ms}", nil, "config: scheduler.metrics_every: 100ms is out of range 1s..1h"},
+		{"scheduler lease_ttl", "+scheduler: {lease_ttl: 500ms}", nil, "config: scheduler.lease_ttl: 500ms is out of range 1s..15m"},
+		{"scheduler lease_ttl under two polls", "+scheduler: {poll: 2s, lease_ttl: 3s}", nil, "config: scheduler.lease_ttl: 3s must be at least twice scheduler.poll (2s): the leader renews it every poll"},
 		{"batch", "+drain: {batch: 1001}", nil, "config: drain.batch: 1001 is out of range 1..1000"},
 		{"lease_ttl", "+drain: {lease_ttl: 16m}", nil, "config: drain.lease_ttl: 16m is out of range 1s..15m"},
 		{"claim_ttl", "+drain: {claim_ttl: 10ms}", nil, "config: drain.claim_ttl: 10ms is out of range 1s..15m"},

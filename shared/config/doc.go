@@ -46,6 +46,7 @@
 //	scheduler:
 //	  poll: 1s
 //	  margin: 5s
+//	  lease_ttl: 10s
 //	  metrics_every: 10s
 //
 //	drain:
@@ -167,6 +168,13 @@
 //     waits for a retry or a rate-limit slot.
 //   - margin (default 5s, 1ms..14m): it stops this long before its Lambda
 //     deadline.
+//   - lease_ttl (default 10s, 1s..15m, at least twice poll): the singleton
+//     lease that lets one scheduler dispatch at a time. The leader renews it
+//     every poll and releases it when it stops; a scheduler started while
+//     another leads stands by until its own deadline and takes over the
+//     moment the lease is released, or within a poll of a dead leader's
+//     lease running out. Lower it to replace a crashed leader sooner; keep
+//     it well above the longest poll (claims and Invoke calls).
 //   - metrics_every (default 10s, 1s..1h): how often it emits queue metrics.
 //
 // drain tunes the drain function and the leases it works under:

@@ -58,6 +58,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Group("scheduler",
 			slog.String("poll", c.Scheduler.Poll.String()),
 			slog.String("margin", c.Scheduler.Margin.String()),
+			slog.String("lease_ttl", c.Scheduler.LeaseTTL.String()),
 			slog.String("metrics_every", c.Scheduler.MetricsEvery.String())),
 		slog.Group("drain",
 			slog.Int("batch", c.Drain.Batch),

@@ -101,6 +101,11 @@ func (c *Config) validate() error {
 	v.durRange("scheduler.poll", c.Scheduler.Poll, 10*time.Millisecond, 5*time.Second)
 	v.durRange("scheduler.margin", c.Scheduler.Margin, time.Millisecond, maxLambdaWait)
 	v.durRange("scheduler.metrics_every", c.Scheduler.MetricsEvery, time.Second, time.Hour)
+	v.durRange("scheduler.lease_ttl", c.Scheduler.LeaseTTL, time.Second, 15*time.Minute)
+	if c.Scheduler.LeaseTTL >= Duration(time.Second) && c.Scheduler.Poll <= Duration(5*time.Second) &&
+		c.Scheduler.LeaseTTL < 2*c.Scheduler.Poll {
+		v.add("scheduler.lease_ttl", "%s must be at least twice scheduler.poll (%s): the leader renews it every poll", c.Scheduler.LeaseTTL, c.Scheduler.Poll)
+	}
 	v.intRange("drain.batch", c.Drain.Batch, 1, maxBatch)
 	v.durRange("drain.lease_ttl", c.Drain.LeaseTTL, time.Second, 15*time.Minute)
 	v.durRange("drain.claim_ttl", c.Drain.ClaimTTL, time.Second, 15*time.Minute)

@@ -970,11 +970,67 @@ func TestSingleton(t *testing.T) {
 		if !acq("b") || acq("a") {
 			t.Fatal("after expiry b should take over")
 		}
-		if err := f.e.ReleaseSingleton(f.ctx, "scheduler", "a"); err != nil || acq("a") {
+		if held, err := f.e.ReleaseSingleton(f.ctx, "scheduler", "a"); err != nil || held || acq("a") {
 			t.Fatal("a release by a non-owner must not free the lease")
 		}
-		if err := f.e.ReleaseSingleton(f.ctx, "scheduler", "b"); err != nil || !acq("a") {
+		if held, err := f.e.ReleaseSingleton(f.ctx, "scheduler", "b"); err != nil || !held || !acq("a") {
 			t.Fatal("after b released, a should acquire")
+		}
+	})
+}
+
+// TestSingletonHandoff: a standby waiting in WaitSingleton returns as soon
+// as the holder releases the lease, and only then; a release by someone
+// who does not hold it wakes nobody.
+func TestSingletonHandoff(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		f := setup(t, rdb)
+		if ok, err := f.e.AcquireSingleton(f.ctx, "scheduler", "a", 10*time.Second); err != nil || !ok {
+			t.Fatalf("acquire: %v %v", ok, err)
+		}
+		if held, err := f.e.ReleaseSingleton(f.ctx, "scheduler", "b"); err != nil || held {
+			t.Fatalf("release by a non-holder: %v %v", held, err)
+		}
+		begin := time.Now()
+		if ok, err := f.e.WaitSingleton(f.ctx, "scheduler", 50*time.Millisecond); err != nil || ok {
+			t.Fatalf("wait with no release: %v %v; want a timeout", ok, err)
+		}
+		if d := time.Since(begin); d < 40*time.Millisecond {
+			t.Fatalf("empty wait returned after %v, want about 50ms", d)
+		}
+
+		type result struct {
+			ok  bool
+			err error
+			at  time.Time
+		}
+		done := make(chan result, 1)
+		go func() {
+			ok, err := f.e.WaitSingleton(f.ctx, "scheduler", 10*time.Second)
+			done <- result{ok, err, time.Now()}
+		}()
+		// The waiter may not be blocked yet when the lease is released: the
+		// signal stays until it is taken, so the wait ends either way.
+		released := time.Now()
+		if held, err := f.e.ReleaseSingleton(f.ctx, "scheduler", "a"); err != nil || !held {
+			t.Fatalf("release by the holder: %v %v", held, err)
+		}
+		select {
+		case r := <-done:
+			if r.err != nil || !r.ok {
+				t.Fatalf("wait after release: %v %v", r.ok, r.err)
+			}
+			t.Logf("standby woke %v after the release", r.at.Sub(released))
+		case <-time.After(5 * time.Second):
+			t.Fatal("standby not woken by the release")
+		}
+		if ok, err := f.e.AcquireSingleton(f.ctx, "scheduler", "b", 10*time.Second); err != nil || !ok {
+			t.Fatalf("standby could not take the released lease: %v %v", ok, err)
+		}
+		// Signals do not pile up: the release above left none behind.
+		if ok, err := f.e.WaitSingleton(f.ctx, "scheduler", 20*time.Millisecond); err != nil || ok {
+			t.Fatalf("second wait: %v %v; want a timeout", ok, err)
 		}
 	})
 }

@@ -25,6 +25,7 @@ import (
 //	<p>:{NN}:dlq:<key>      LIST   dead-letter records, oldest first
 //	<p>:{NN}:dlqidx         ZSET   key -> last dead-at ms
 //	<p>:singleton:<name>    STRING "owner|deadline ms" of a singleton lease
+//	<p>:handoff:<name>      LIST   at most one element: "the lease was released"
 //	<p>:slots:<lane>        ZSET   drain slot id -> deadline ms (lane concurrency)
 //	<p>:wake                LIST   at most one element: "there is new work"
 type keyspace struct {
@@ -53,6 +54,7 @@ func (ks keyspace) dlq(s int, key string) string    { return ks.tag(s) + "dlq:" 
 func (ks keyspace) dedup(s int, key string) string  { return ks.tag(s) + "dd:" + key }
 
 func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
+func (ks keyspace) handoff(name string) string   { return ks.prefix + ":handoff:" + name }
 func (ks keyspace) slots(lane string) string     { return ks.prefix + ":slots:" + lane }
 func (ks keyspace) wake() string                 { return ks.prefix + ":wake" }
 

@@ -1,8 +1,11 @@
 // Package schedule is hookline's dispatcher: while it holds the singleton
 // scheduler lease it polls every lane's ready keys, claims as many as the
-// lane's free capacity allows (capacity counted as live leases), and invokes
-// one drain per claimed key. It stops shortly before its invocation's
-// deadline; EventBridge starts the next one.
+// lane's free capacity allows (capacity counted as running drains), and
+// invokes one drain per claimed key. It stops shortly before its
+// invocation's deadline and releases the lease. A scheduler that finds the
+// lease held stands by until its own deadline and takes over the moment
+// the leader releases the lease, or a poll after a dead leader's lease runs
+// out; EventBridge starts a new one every minute.
 //
 // The same loop runs in the scheduler Lambda function (invoking the drain
 // function through the AWS SDK) and in `hookline dev` (in-process drains).
@@ -63,7 +66,9 @@ type Options struct {
 	// ReleaseBackoff: after an Invoke fails, the key is ready again this
 	// much later. Default 5s.
 	ReleaseBackoff time.Duration
-	// SingletonTTL is the scheduler lease; renewed at every poll. Default 30s.
+	// SingletonTTL is the scheduler lease, renewed at every poll: a leader
+	// that dies is replaced within about this long. Keep it well above the
+	// longest poll (claims and Invoke calls). Default 10s.
 	SingletonTTL time.Duration
 	// Owner identifies this scheduler (its request id). Default random.
 	Owner string
@@ -111,7 +116,7 @@ func New(e *queue.Engine, inv Invoker, opt Options) (*Scheduler, error) {
 	opt.MetricsEvery = cmp.Or(opt.MetricsEvery, 10*time.Second)
 	opt.InvokeConcurrency = cmp.Or(opt.InvokeConcurrency, 16)
 	opt.ReleaseBackoff = cmp.Or(opt.ReleaseBackoff, 5*time.Second)
-	opt.SingletonTTL = cmp.Or(opt.SingletonTTL, 30*time.Second)
+	opt.SingletonTTL = cmp.Or(opt.SingletonTTL, 10*time.Second)
 	if opt.Owner == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
@@ -128,51 +133,150 @@ func New(e *queue.Engine, inv Invoker, opt Options) (*Scheduler, error) {
 
 // Stats reports one run of the loop.
 type Stats struct {
-	// Leader is false when another scheduler held the lease: the run did
-	// nothing.
+	// Leader is false when another scheduler held the lease for the whole
+	// run: this one stood by and dispatched nothing.
 	Leader       bool `json:"leader"`
 	Polls        int  `json:"polls"`
 	Dispatched   int  `json:"dispatched"`
 	InvokeErrors int  `json:"invoke_errors"`
 }
 
-// Run polls and dispatches until deadline minus the margin (a zero deadline:
-// until ctx ends). A second scheduler running at the same time returns at
-// once with Leader false.
+// Run dispatches until deadline minus the margin (a zero deadline: until
+// ctx ends), while it holds the scheduler lease.
+//
+// One scheduler leads at a time. A scheduler that finds the lease held
+// stands by until its own stop time: it tries for the lease every poll, and
+// at once when the leader releases it, so a leader that stops is replaced
+// without a gap and a leader that died is replaced within a poll of its
+// lease running out (SingletonTTL after its last renewal). A leader renews
+// the lease at every poll. When a renewal fails (Redis unreachable) it
+// dispatches nothing and keeps trying; when it finds the lease taken by
+// another scheduler it stands by again. When it stops it releases the lease.
+//
+// A poll still running at deadline minus half the margin is cut short, so
+// that the lease is released before the deadline. Run returns an error only
+// when it never led and its last try for the lease failed.
 func (s *Scheduler) Run(ctx context.Context, deadline time.Time) (Stats, error) {
 	var st Stats
-	ok, err := s.e.AcquireSingleton(ctx, singletonName, s.opt.Owner, s.opt.SingletonTTL)
-	if err != nil || !ok {
-		return st, err
+	stopAt := time.Time{}
+	if !deadline.IsZero() {
+		stopAt = deadline.Add(-s.opt.Margin)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline.Add(-s.opt.Margin/2))
+		defer cancel()
 	}
-	st.Leader = true
+	start := s.opt.Clock.Now()
+	standby := false // logged once per stand-by
+	for {
+		if s.stopping(ctx, stopAt) {
+			return st, nil
+		}
+		ok, err := s.acquire(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return st, nil
+			}
+			s.opt.Logger.WarnContext(ctx, "scheduler lease unavailable; retrying", "err", err)
+			_ = clock.Sleep(ctx, s.until(stopAt, s.opt.Poll))
+			if !st.Leader && s.stopping(ctx, stopAt) {
+				return st, fmt.Errorf("schedule: scheduler lease: %w", err)
+			}
+			continue
+		}
+		if !ok {
+			if !standby {
+				standby = true
+				s.opt.Logger.InfoContext(ctx, "scheduler standing by: another scheduler leads", "owner", s.opt.Owner)
+			}
+			if _, err := s.e.WaitSingleton(ctx, singletonName, s.until(stopAt, s.opt.Poll)); err != nil && ctx.Err() == nil {
+				s.opt.Logger.WarnContext(ctx, "waiting for the scheduler lease failed", "err", err)
+				_ = clock.Sleep(ctx, s.until(stopAt, s.opt.Poll))
+			}
+			continue
+		}
+		standby = false
+		st.Leader = true
+		s.opt.Logger.InfoContext(ctx, "scheduler leading", "owner", s.opt.Owner,
+			"since_start_ms", s.opt.Clock.Now().Sub(start).Milliseconds())
+		if s.lead(ctx, stopAt, &st) {
+			return st, nil
+		}
+	}
+}
+
+// acquire takes or renews the scheduler lease. The lease runs from the
+// "now" the call sent, so a call that took half the lease or more (a paused
+// process, a slow network) may have granted one that is about to run out:
+// it is renewed again, and after three such calls not trusted at all.
+func (s *Scheduler) acquire(ctx context.Context) (bool, error) {
+	for range 3 {
+		begin := s.opt.Clock.Now()
+		ok, err := s.e.AcquireSingleton(ctx, singletonName, s.opt.Owner, s.opt.SingletonTTL)
+		if err != nil || !ok || s.opt.Clock.Now().Sub(begin) < s.opt.SingletonTTL/2 {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// stopping reports whether the run is over: ctx ended or stopAt passed.
+func (s *Scheduler) stopping(ctx context.Context, stopAt time.Time) bool {
+	return ctx.Err() != nil || (!stopAt.IsZero() && !s.opt.Clock.Now().Before(stopAt))
+}
+
+// until returns d, or less if stopAt comes sooner.
+func (s *Scheduler) until(stopAt time.Time, d time.Duration) time.Duration {
+	if stopAt.IsZero() {
+		return d
+	}
+	return max(min(d, stopAt.Sub(s.opt.Clock.Now())), 0)
+}
+
+// lead polls and dispatches while the scheduler holds the lease, which it
+// has just taken. It returns true when the run is over (the lease then
+// released), false when the lease was lost: another scheduler took it, or
+// renewals kept taking half the lease or more.
+func (s *Scheduler) lead(ctx context.Context, stopAt time.Time, st *Stats) (stopped bool) {
 	defer func() {
+		if !stopped {
+			return
+		}
 		// A fresh context: ctx may be done, and the next scheduler should
 		// not wait for the lease to run out.
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = s.e.ReleaseSingleton(rctx, singletonName, s.opt.Owner)
+		if _, err := s.e.ReleaseSingleton(rctx, singletonName, s.opt.Owner); err != nil {
+			s.opt.Logger.WarnContext(ctx, "scheduler lease release failed; it runs out by itself", "err", err)
+		}
+		s.opt.Logger.InfoContext(ctx, "scheduler stopped leading", "owner", s.opt.Owner)
 	}()
-	stopAt := time.Time{}
-	if !deadline.IsZero() {
-		stopAt = deadline.Add(-s.opt.Margin)
-	}
 	var lastMetrics time.Time
+	renewed := true
 	for {
 		now := s.opt.Clock.Now()
-		if ctx.Err() != nil || (!stopAt.IsZero() && !now.Before(stopAt)) {
-			return st, nil
+		if s.stopping(ctx, stopAt) {
+			return true
 		}
-		if st.Polls > 0 {
-			if ok, err := s.e.AcquireSingleton(ctx, singletonName, s.opt.Owner, s.opt.SingletonTTL); err != nil || !ok {
-				if err != nil && ctx.Err() == nil {
-					s.opt.Logger.ErrorContext(ctx, "scheduler lease renewal failed", "err", err)
+		if !renewed {
+			ok, err := s.acquire(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return true
 				}
-				return st, nil
+				// Dispatch nothing until the lease is renewed: it may
+				// have run out meanwhile, and another scheduler may lead.
+				s.opt.Logger.ErrorContext(ctx, "scheduler lease renewal failed; retrying", "err", err)
+				_ = clock.Sleep(ctx, s.until(stopAt, s.opt.Poll))
+				continue
+			}
+			if !ok {
+				s.opt.Logger.WarnContext(ctx, "scheduler lease lost (another scheduler took it, or it could not be renewed in time); standing by", "owner", s.opt.Owner)
+				return false
 			}
 		}
+		renewed = false
 		st.Polls++
-		claimed, nextAt, err := s.poll(ctx, &st)
+		claimed, nextAt, err := s.poll(ctx, st)
 		if err != nil && ctx.Err() == nil {
 			s.opt.Logger.ErrorContext(ctx, "poll failed", "err", err)
 		}
@@ -187,11 +291,8 @@ func (s *Scheduler) Run(ctx context.Context, deadline time.Time) (Stats, error) 
 		if !nextAt.IsZero() {
 			wait = min(wait, max(nextAt.Sub(s.opt.Clock.Now()), time.Millisecond))
 		}
-		if !stopAt.IsZero() {
-			wait = min(wait, stopAt.Sub(now))
-		}
-		if err := s.waitWake(ctx, wait); err != nil || ctx.Err() != nil {
-			return st, nil
+		if err := s.waitWake(ctx, s.until(stopAt, wait)); err != nil || ctx.Err() != nil {
+			return true
 		}
 	}
 }

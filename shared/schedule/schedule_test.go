@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,8 +199,10 @@ func TestG7SlowBacklogDoesNotDelayQuick(t *testing.T) {
 	})
 }
 
-// TestG3SecondSchedulerExitsAtOnce: two schedulers never run at once.
-func TestG3SecondSchedulerExitsAtOnce(t *testing.T) {
+// TestG3SecondSchedulerStandsBy: two schedulers never lead at once. The
+// second stands by until its own stop time, dispatching nothing, and takes
+// over when the first stops.
+func TestG3SecondSchedulerStandsBy(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		t.Parallel()
 		r := newRig(t, rdb, nil)
@@ -212,7 +215,7 @@ func TestG3SecondSchedulerExitsAtOnce(t *testing.T) {
 		}), Options{Lanes: map[string]int{"quick": 1}, Poll: 5 * time.Millisecond, Logger: quiet})
 		var claimsB atomic.Int64
 		b, _ := New(r.e, InvokerFunc(func(context.Context, queue.Lease) error { claimsB.Add(1); return nil }),
-			Options{Lanes: map[string]int{"quick": 1}, Logger: quiet})
+			Options{Lanes: map[string]int{"quick": 1}, Poll: 20 * time.Millisecond, Margin: 100 * time.Millisecond, Logger: quiet})
 		ctx, cancel := context.WithCancel(r.ctx)
 		done := make(chan Stats)
 		go func() {
@@ -220,9 +223,14 @@ func TestG3SecondSchedulerExitsAtOnce(t *testing.T) {
 			done <- st
 		}()
 		<-leading
-		st, err := b.Run(r.ctx, time.Now().Add(time.Minute))
+		begin := time.Now()
+		r.enqueue(3, "post.create", 1) // work for a, never for b
+		st, err := b.Run(r.ctx, time.Now().Add(600*time.Millisecond))
 		if err != nil || st.Leader || st.Polls != 0 || claimsB.Load() != 0 {
-			t.Fatalf("second scheduler: %+v %v; want it to exit at once", st, err)
+			t.Fatalf("second scheduler: %+v %v; want it to stand by and dispatch nothing", st, err)
+		}
+		if d := time.Since(begin); d < 400*time.Millisecond {
+			t.Fatalf("second scheduler returned after %v; want it to stand by until its stop time (500ms)", d)
 		}
 		cancel()
 		if st := <-done; !st.Leader {
@@ -230,13 +238,188 @@ func TestG3SecondSchedulerExitsAtOnce(t *testing.T) {
 		}
 		r.async.Wait()
 		// After the first one stops, the next scheduler takes over at once.
-		r.enqueue(3, "post.create", 1)
+		r.enqueue(3, "post.update", 1)
 		ctx2, cancel2 := context.WithTimeout(r.ctx, 100*time.Millisecond)
 		defer cancel2()
 		if st, _ := b.Run(ctx2, time.Time{}); !st.Leader || claimsB.Load() == 0 {
 			t.Fatalf("lease not handed over when the first scheduler stopped: %+v", st)
 		}
 	})
+}
+
+// TestStandbyTakesOverWhenTheLeaderStops: a leader that reaches its stop
+// time releases the lease, and the scheduler standing by leads at once, not
+// at its next try (its poll is 3s).
+func TestStandbyTakesOverWhenTheLeaderStops(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		r := newRig(t, rdb, nil)
+		// A quick key is ready from the start; a dispatches only the slow
+		// lane, so the key waits for b, which claims it in its first poll.
+		r.enqueue(1, "order.sync", 1)
+		r.enqueue(1, "slow.export", 1)
+		firstB := make(chan time.Time, 1)
+		b, _ := New(r.e, InvokerFunc(func(context.Context, queue.Lease) error {
+			select {
+			case firstB <- time.Now():
+			default:
+			}
+			return nil
+		}), Options{Lanes: map[string]int{"quick": 1}, Poll: 3 * time.Second, Margin: time.Millisecond, Logger: quiet})
+		aLeads := make(chan struct{})
+		var once sync.Once
+		a, _ := New(r.e, InvokerFunc(func(context.Context, queue.Lease) error {
+			once.Do(func() { close(aLeads) })
+			return nil
+		}), Options{Lanes: map[string]int{"slow": 1}, Poll: 10 * time.Millisecond, Margin: time.Millisecond, Logger: quiet})
+		aDone := make(chan time.Time, 1)
+		go func() {
+			_, _ = a.Run(r.ctx, time.Now().Add(700*time.Millisecond))
+			aDone <- time.Now()
+		}()
+		<-aLeads
+		bCtx, bCancel := context.WithCancel(r.ctx)
+		defer bCancel()
+		bDone := make(chan Stats, 1)
+		go func() {
+			st, _ := b.Run(bCtx, time.Now().Add(20*time.Second))
+			bDone <- st
+		}()
+		var stopped, led time.Time
+		select {
+		case stopped = <-aDone:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a did not stop")
+		}
+		select {
+		case led = <-firstB:
+		case <-time.After(10 * time.Second):
+			t.Fatal("b never led")
+		}
+		bCancel()
+		if st := <-bDone; !st.Leader {
+			t.Fatalf("b: %+v", st)
+		}
+		gap := led.Sub(stopped)
+		t.Logf("a stopped leading; b dispatched %v later", gap)
+		if gap > 500*time.Millisecond {
+			t.Fatalf("b dispatched %v after a stopped; want it at once (its poll is 3s)", gap)
+		}
+	})
+}
+
+// TestStandbyTakesOverFromADeadLeader: a leader that died holding the lease
+// is replaced within a poll of the lease running out, never before.
+func TestStandbyTakesOverFromADeadLeader(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		r := newRig(t, rdb, nil)
+		r.enqueue(1, "order.sync", 1)
+		const ttl, poll = 400 * time.Millisecond, 50 * time.Millisecond
+		died := time.Now()
+		if ok, err := r.e.AcquireSingleton(r.ctx, "scheduler", "dead", ttl); err != nil || !ok {
+			t.Fatalf("lease for the dead leader: %v %v", ok, err)
+		}
+		first := make(chan time.Time, 1)
+		b, _ := New(r.e, InvokerFunc(func(context.Context, queue.Lease) error {
+			select {
+			case first <- time.Now():
+			default:
+			}
+			return nil
+		}), Options{Lanes: map[string]int{"quick": 1}, Poll: poll, SingletonTTL: ttl, Logger: quiet})
+		ctx, cancel := context.WithTimeout(r.ctx, 10*time.Second)
+		defer cancel()
+		done := make(chan Stats, 1)
+		go func() {
+			st, _ := b.Run(ctx, time.Time{})
+			done <- st
+		}()
+		var led time.Time
+		select {
+		case led = <-first:
+		case <-ctx.Done():
+			t.Fatal("b never led")
+		}
+		cancel()
+		if st := <-done; !st.Leader {
+			t.Fatalf("b: %+v", st)
+		}
+		gap := led.Sub(died)
+		t.Logf("dead leader's lease %v; b dispatched %v after it was taken", ttl, gap)
+		if gap < ttl {
+			t.Fatalf("b dispatched %v after the dead leader's lease was taken, before it ran out (%v)", gap, ttl)
+		}
+		if limit := ttl + 2*poll + 200*time.Millisecond; gap > limit {
+			t.Fatalf("b dispatched %v after the dead leader's lease was taken; want within %v", gap, limit)
+		}
+	})
+}
+
+// TestLeaderKeepsTheLeaseAcrossARedisRestart: Redis with AOF restarts (killed
+// and started again) under a leader and a standby. The lease comes back
+// with the leader's name; the leader keeps trying to renew it while Redis is
+// down and goes on dispatching, and the standby never leads.
+func TestLeaderKeepsTheLeaseAcrossARedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
+	r := newRig(t, srv.Client(t), nil)
+	var mu sync.Mutex
+	got := map[string][]string{} // scheduler -> keys it dispatched
+	inv := func(name string) Invoker {
+		return InvokerFunc(func(_ context.Context, l queue.Lease) error {
+			mu.Lock()
+			defer mu.Unlock()
+			got[name] = append(got[name], l.Key)
+			return nil
+		})
+	}
+	dispatched := func(name string) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got[name])
+	}
+	opt := Options{Lanes: map[string]int{"quick": 100}, Poll: 20 * time.Millisecond, SingletonTTL: 5 * time.Second, Logger: quiet}
+	a, _ := New(r.e, inv("a"), opt)
+	b, _ := New(r.e, inv("b"), opt)
+	ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+	defer cancel()
+	aDone, bDone := make(chan Stats, 1), make(chan Stats, 1)
+	go func() { st, _ := a.Run(ctx, time.Time{}); aDone <- st }()
+	r.enqueue(1, "order.sync", 1)
+	waitFor(t, 10*time.Second, func() bool { return len(dispatched("a")) == 1 })
+	go func() { st, _ := b.Run(ctx, time.Time{}); bDone <- st }()
+
+	srv.Kill(t)
+	srv.Restart(t)
+	restarted := time.Now()
+	// Enqueue through a fresh try each time: the rig's client reconnects.
+	waitFor(t, 10*time.Second, func() bool {
+		_, err := r.e.EnqueueBatch(r.ctx, []queue.Entry{{Lane: "quick", Item: &queue.Item{
+			ID: "after", Tenant: "t900", Code: "order.sync", Body: []byte(`{}`)}}})
+		return err == nil
+	})
+	waitFor(t, 10*time.Second, func() bool { return len(dispatched("a")) == 2 })
+	t.Logf("the leader dispatched again %v after Redis was back", time.Since(restarted))
+	cancel()
+	if st := <-aDone; !st.Leader {
+		t.Fatalf("a: %+v", st)
+	}
+	if st := <-bDone; st.Leader || len(dispatched("b")) != 0 {
+		t.Fatalf("the standby led (%+v, dispatched %v) while the leader was alive", st, dispatched("b"))
+	}
+}
+
+// waitFor polls cond every 5ms until it holds, failing the test after limit.
+func waitFor(t *testing.T, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not reached in %v", limit)
+		}
+		time.Sleep(5 * time.Millisecond) // polling with a deadline
+	}
 }
 
 // TestInvokeFailureReleasesKeyWithBackoff: a failed Invoke makes the key
