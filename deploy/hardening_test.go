@@ -186,8 +186,8 @@ func TestTemplateReservedConcurrency(t *testing.T) {
 			t.Fatalf("parameter %s: MinValue %q, want 0 (no reservation)", r.param, min)
 		}
 	}
-	if got := paramDefault(t, root, "SchedulerReservedConcurrency"); got < 2 {
-		t.Fatalf("SchedulerReservedConcurrency default %d, want at least 2: a tick may start while the last one ends", got)
+	if got := paramDefault(t, root, "SchedulerReservedConcurrency"); got < 3 {
+		t.Fatalf("SchedulerReservedConcurrency default %d, want at least 3: 130 s runs ticked every minute overlap three at a time", got)
 	}
 	if got := paramDefault(t, root, "DrainReservedConcurrency"); got != 0 {
 		t.Fatalf("DrainReservedConcurrency default %d, want 0: a first deployment must not depend on the account's quota", got)

@@ -187,10 +187,11 @@ func TestTemplateFunctions(t *testing.T) {
 		t.Fatalf("DrainFunction: %d events, want none", len(ev))
 	}
 
-	// Timeouts: the scheduler loops for about 55 s of a 60 s run; ingest
-	// answers within API Gateway's 30 s; drain's is a parameter.
-	if got, _ := str(get(root, "Resources", "SchedulerFunction", "Properties", "Timeout")); got != "60" {
-		t.Fatalf("SchedulerFunction Timeout %q, want 60", got)
+	// Timeouts: a scheduler run outlives the next minute's tick (130 s), so
+	// a standby is always there; ingest answers within API Gateway's 30 s;
+	// drain's is a parameter.
+	if got, _ := str(get(root, "Resources", "SchedulerFunction", "Properties", "Timeout")); got != "130" {
+		t.Fatalf("SchedulerFunction Timeout %q, want 130: each run must outlive the next tick", got)
 	}
 	if ingest, _ := tmpl.GetServerlessFunctionWithName("IngestFunction"); ingest.Timeout == nil || *ingest.Timeout > 30 {
 		t.Fatalf("IngestFunction Timeout: want its own, at most 30 (the HTTP API integration limit)")

@@ -145,7 +145,7 @@ routes:
   rated.c:     {lane: quick, handler: forward, url: %[2]s/rated, rate: 2/s}
   report.build: {lane: slow, handler: log}
 scheduler: {poll: 50ms, margin: 1s}
-drain: {batch: 10, margin: 1s, rate_margin: 80ms}
+drain: {batch: 10, margin: 1s, rate_margin: 150ms}
 `, redistest.Prefix(t), srv.URL)
 		st := startStack(t, rdb, cfg, "whsec_b2xkIHNlY3JldCByb3RhdGVkIG91dCBvZiB1c2U= "+secret, 8)
 		ingest, scheduler, ep := st.ingest, st.scheduler, st.ep
