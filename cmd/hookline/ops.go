@@ -162,11 +162,11 @@ func newDLQCmd() *cobra.Command {
 			}
 			key := args[0]
 			if redrive {
-				n, err := e.Redrive(ctx, key, count)
+				rd, err := e.Redrive(ctx, key, queue.Selection{Count: count}, queue.Change{})
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(w, "redrove %d item(s) of %s to the head of its queue\n", n, key)
+				fmt.Fprintf(w, "redrove %d item(s) of %s to the head of its queue\n", len(rd.IDs), key)
 				return nil
 			}
 			items, err := e.DeadItems(ctx, key, 0, max(count, 1))
@@ -192,7 +192,7 @@ func newDLQCmd() *cobra.Command {
 func newPauseCmd() *cobra.Command {
 	cmd, _ := opsCommand("pause KEY", "Stop a key from being worked until resumed (a running drain stops at its next batch)", cobra.ExactArgs(1),
 		func(ctx context.Context, out io.Writer, e *queue.Engine, args []string) error {
-			if err := e.Pause(ctx, args[0]); err != nil {
+			if _, err := e.Pause(ctx, args[0], queue.Change{}); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "paused %s\n", args[0])
@@ -204,11 +204,11 @@ func newPauseCmd() *cobra.Command {
 func newResumeCmd() *cobra.Command {
 	cmd, _ := opsCommand("resume KEY", "Let a paused or parked key be worked again, its head item's attempts reset", cobra.ExactArgs(1),
 		func(ctx context.Context, out io.Writer, e *queue.Engine, args []string) error {
-			ready, err := e.Resume(ctx, args[0])
+			res, err := e.Resume(ctx, args[0], queue.Change{})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "resumed %s (%s)\n", args[0], map[bool]string{true: "ready", false: "no work queued"}[ready])
+			fmt.Fprintf(out, "resumed %s (%s)\n", args[0], map[bool]string{true: "ready", false: "no work queued"}[res.Ready])
 			return nil
 		})
 	return cmd
@@ -218,14 +218,14 @@ func newSkipCmd() *cobra.Command {
 	var note string
 	cmd, _ := opsCommand("skip KEY", "Move a key's head item to its dead letters so the items behind it go on (pause the key first if a drain holds it)", cobra.ExactArgs(1),
 		func(ctx context.Context, out io.Writer, e *queue.Engine, args []string) error {
-			ok, err := e.Skip(ctx, args[0], note)
+			id, err := e.Skip(ctx, args[0], queue.Change{Note: note})
 			if errors.Is(err, queue.ErrLeased) {
 				return fmt.Errorf("%w: a drain is working %s; pause it, wait for the drain to yield, then skip", err, args[0])
 			}
 			if err != nil {
 				return err
 			}
-			if !ok {
+			if id == "" {
 				fmt.Fprintf(out, "%s has no queued item\n", args[0])
 				return nil
 			}
