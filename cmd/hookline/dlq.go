@@ -68,6 +68,9 @@ func (o *dlqOpts) itemMatches(d *queue.DeadItem, now time.Time) bool {
 	return true
 }
 
+// dlqPage is how many dead letters one read takes.
+const dlqPage = 500
+
 // dlqTarget is a key with dead letters the filters select.
 type dlqTarget struct {
 	key    string
@@ -122,19 +125,28 @@ func (o *dlqOpts) targets(env *opsEnv, args []string, readItems bool) ([]*dlqTar
 	for _, k := range keys {
 		t := &dlqTarget{key: k.Key, total: k.Count, lastAt: k.LastAt, sel: queue.Selection{Count: o.count}}
 		if o.itemFilters() || readItems {
-			dead, err := env.e.DeadItems(env.ctx, k.Key, 0, 0)
-			if err != nil {
-				return nil, err
-			}
-			t.total = int64(len(dead))
+			// A page at a time; payloads are kept only for what is shown.
+			t.total = 0
 			t.items = []*queue.DeadItem{}
-			for _, d := range dead {
-				if o.itemMatches(d, now) {
+			for start := 0; ; start += dlqPage {
+				dead, err := env.e.DeadItems(env.ctx, k.Key, start, dlqPage)
+				if err != nil {
+					return nil, err
+				}
+				for _, d := range dead {
+					t.total++
+					t.lastAt = d.DeadAt
+					if !o.itemMatches(d, now) {
+						continue
+					}
+					if !o.body || (o.limit > 0 && len(t.items) >= o.limit) {
+						d.Item.Body = nil
+					}
 					t.items = append(t.items, d)
 				}
-			}
-			if len(dead) > 0 && t.lastAt.IsZero() {
-				t.lastAt = dead[len(dead)-1].DeadAt
+				if len(dead) < dlqPage {
+					break
+				}
 			}
 			if o.itemFilters() {
 				if len(t.items) == 0 {

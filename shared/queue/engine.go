@@ -165,6 +165,8 @@ type Engine struct {
 	ks    keyspace
 	calls atomic.Uint64
 	heads sync.Map // lane -> *shardHeads
+	// redriveBatch is how many items one redrive script call moves.
+	redriveBatch int
 }
 
 // New returns an Engine over rdb, a *redis.Client or *redis.ClusterClient.
@@ -173,7 +175,7 @@ func New(rdb redis.UniversalClient, opt Options) (*Engine, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}}, nil
+	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}, redriveBatch: redriveBatch}, nil
 }
 
 // Options returns the engine's options with defaults filled in.

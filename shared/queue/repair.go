@@ -173,26 +173,58 @@ type Redriven struct {
 	Behind string
 }
 
+// Redrive batches: one script call moves at most redriveBatch items (the
+// engine's redriveBatch, set from this in New; tests lower it), and holds
+// the key out of reach for redriveHold until its last batch.
+const (
+	redriveBatch = 500
+	redriveHold  = time.Minute
+)
+
 // Redrive moves a key's dead letters back to its queue: all of them, or
 // those sel selects. They go back in the order they arrived (received-at,
 // then their place in the dead-letter list), which is not the order they
-// died in once a redriven item has died again, and at the head of the
-// queue, except behind a head item that is being retried: that item keeps
-// its place and its attempts. Each item keeps its attempt history
-// (Item.PriorAttempts grows by the attempts of its dead letter). The key is
-// ready at once unless it is paused or waits for a retry. Redrive refuses a
-// leased key (ErrLeased); the change is recorded in the key's audit list.
+// died in once a redriven item has died again, at the head of the queue:
+// ahead of the items that arrived after them, and behind a head item that
+// is being retried, which keeps its place, its attempts and its retry time.
+// Each item keeps its attempt history (Item.PriorAttempts grows by the
+// attempts of its dead letter). The key is ready at once unless it is
+// paused or waits for a retry.
+//
+// Items move 500 per script call, earliest arrivals first, each batch
+// merged by arrival behind the previous one; until the last batch the key
+// is held (not claimable for a minute), so no drain takes it half
+// redriven. Redrive refuses a leased key (ErrLeased) and records each batch
+// in the key's audit list. On an error, Redriven holds what moved before.
 func (e *Engine) Redrive(ctx context.Context, key string, sel Selection, c Change) (Redriven, error) {
-	return e.redrive(ctx, key, sel, c, false)
+	res := Redriven{Key: key}
+	count := max(sel.Count, 0)
+	for {
+		rd, left, err := e.redrive(ctx, key, Selection{IDs: sel.IDs, Count: count}, c, false)
+		res.IDs = append(res.IDs, rd.IDs...)
+		if res.Behind == "" {
+			res.Behind = rd.Behind
+		}
+		if err != nil || left == 0 || len(rd.IDs) == 0 {
+			return res, err
+		}
+		if count > 0 {
+			count -= len(rd.IDs)
+		}
+	}
 }
 
 // PlanRedrive returns what Redrive would do now, changing nothing.
 func (e *Engine) PlanRedrive(ctx context.Context, key string, sel Selection) (Redriven, error) {
-	return e.redrive(ctx, key, sel, Change{}, true)
+	rd, _, err := e.redrive(ctx, key, sel, Change{}, true)
+	return rd, err
 }
 
-func (e *Engine) redrive(ctx context.Context, key string, sel Selection, c Change, dry bool) (Redriven, error) {
+// redrive runs one redriveCmd call and returns what it moved and how many
+// selected items are left.
+func (e *Engine) redrive(ctx context.Context, key string, sel Selection, c Change, dry bool) (Redriven, int, error) {
 	res := Redriven{Key: key}
+	left := 0
 	_, err := e.operatorOp(ctx, key, func(s int, lane, deadLane string) (int64, error) {
 		lane = cmp.Or(lane, deadLane)
 		if lane == "" {
@@ -201,7 +233,8 @@ func (e *Engine) redrive(ctx context.Context, key string, sel Selection, c Chang
 		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key),
 			e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key), e.ks.deadCount(s), e.ks.audit(s, key)}
 		now := e.nowMs()
-		args := []any{key, now, max(sel.Count, 0), lane, flag(dry), c.head("redrive", now), c.note(), AuditKeep}
+		args := []any{key, now, max(sel.Count, 0), lane, flag(dry), c.head("redrive", now), c.note(), AuditKeep,
+			e.redriveBatch, redriveHold.Milliseconds()}
 		for _, id := range sel.IDs {
 			args = append(args, id)
 		}
@@ -214,17 +247,19 @@ func (e *Engine) redrive(ctx context.Context, key string, sel Selection, c Chang
 			return code, nil
 		}
 		res.Behind, _ = vals[1].(string)
-		res.IDs = make([]string, 0, len(vals)-2)
-		for _, v := range vals[2:] {
+		l, _ := vals[2].(int64)
+		left = int(l)
+		res.IDs = make([]string, 0, len(vals)-3)
+		for _, v := range vals[3:] {
 			id, _ := v.(string)
 			res.IDs = append(res.IDs, id)
 		}
 		return code, nil
 	})
 	if err != nil {
-		return Redriven{Key: key}, fmt.Errorf("queue: redrive %s: %w", key, err)
+		return Redriven{Key: key}, 0, fmt.Errorf("queue: redrive %s: %w", key, err)
 	}
-	return res, nil
+	return res, left, nil
 }
 
 // PurgeDead deletes a key's dead letters: all of them, or those sel

@@ -171,6 +171,60 @@ func TestRedriveCountTakesEarliestArrivals(t *testing.T) {
 	})
 }
 
+// TestRedriveInBatches: a redrive moves its items a batch at a time, the
+// earliest arrivals first, never splitting items received in the same ms;
+// the key is held until the last batch; a later batch (or a later redrive)
+// goes in behind the items of an earlier one still queued, ahead of the
+// items that arrived after them.
+func TestRedriveInBatches(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		f := setup(t, rdb)
+		f.e.redriveBatch = 3
+		key := "acme:batch"
+		at := start.Add(-time.Hour)
+		for i := range 10 {
+			it := f.item(key, fmt.Sprintf("d%d", i))
+			it.ReceivedAt = at.Add(time.Duration(i) * time.Millisecond)
+			if i == 3 || i == 4 {
+				it.ReceivedAt = at.Add(2 * time.Millisecond) // d2, d3, d4: one ms
+			}
+			if _, err := f.e.Enqueue(f.ctx, "quick", it); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range 10 {
+			f.failHead("quick", fmt.Sprintf("d%d", i), Failure{Reason: "x", Permanent: true})
+		}
+		f.enqueue("quick", key, "q1", "q2")
+		// One batch alone (as if the redrive stopped there): d0..d4, the key
+		// held for a minute.
+		rd, left, err := f.e.redrive(f.ctx, key, Selection{}, Change{}, false)
+		if err != nil || !slices.Equal(rd.IDs, []string{"d0", "d1", "d2", "d3", "d4"}) || left != 5 {
+			t.Fatalf("first batch = %+v left %d %v", rd, left, err)
+		}
+		f.claimNone("quick")
+		if info, _ := f.e.Inspect(f.ctx, key); !info.ReadyAt.Equal(start.Add(redriveHold)) {
+			t.Fatalf("held until %v", info.ReadyAt)
+		}
+		// The rest, two batches, behind d0..d4 and ahead of q1 q2.
+		rd, err = f.e.Redrive(f.ctx, key, Selection{}, Change{By: "ann"})
+		if err != nil || !slices.Equal(rd.IDs, []string{"d5", "d6", "d7", "d8", "d9"}) {
+			t.Fatalf("redrive = %+v %v", rd, err)
+		}
+		l := f.claimOne("quick", "inv")
+		want := []string{"d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9", "q1", "q2"}
+		if ids := f.fetchIDs(l, 20); !slices.Equal(ids, want) {
+			t.Fatalf("queue = %v, want %v", ids, want)
+		}
+		a, _ := f.e.Audit(f.ctx, key, 0)
+		if len(a) != 3 || a[0].Detail != "2 item(s): d8 d9" || a[1].Detail != "3 item(s): d5 d6 d7, 2 more to come" ||
+			a[2].Detail != "5 item(s): d0 d1 d2 d3 d4, 5 more to come" {
+			t.Fatalf("audit = %+v", a)
+		}
+	})
+}
+
 // TestRedriveConvertsFirstFormatEnvelope: a dead letter holding an envelope
 // of the first format comes back in the current format with its history.
 func TestRedriveConvertsFirstFormatEnvelope(t *testing.T) {

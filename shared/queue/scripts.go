@@ -413,11 +413,26 @@ end
 return {1, attempts, at}
 `)
 
-// opLua is prepended to the operator scripts that move dead letters.
+// opLua is prepended to the operator scripts that move dead letters. They
+// read a key's dead letters 256 at a time and keep only small tables of the
+// records they select, so a long dead-letter list of large items never sits
+// in the script's memory at once.
 const opLua = `
 -- item_at reads the received-at ms of an envelope (0 if it has none).
 local function item_at(e)
   return tonumber(string.match(e, '^@[^ \n]* (%d+)') or string.match(e, '^hl%d+ [^\n]*\n(%d+)\n') or '0')
+end
+-- dead_fields reads a dead-letter record's attempts, lane, item id and the
+-- item's received-at, without copying its envelope.
+local function dead_fields(rec)
+  local att, lane = string.match(rec, '^dead1 %d+ (%d+) ([^\n]*)\n')
+  local s = string.find(rec, '\n', 1, true)
+  if s then s = string.find(rec, '\n', s + 1, true) end
+  if not att or not s then return nil end
+  local id, at = string.match(rec, '^@([^ \n]*) (%d+)', s + 1)
+  if not id then id, at = string.match(rec, '^hl%d+ ([^\n]*)\n(%d+)\n', s + 1) end
+  if not id then return nil end
+  return tonumber(att), lane, id, tonumber(at)
 end
 -- with_prior returns env with add more prior attempts in its first line
 -- (" a<n>", the attempts it used before it was dead-lettered), rewriting an
@@ -441,55 +456,66 @@ local function with_prior(env, add)
   if add > 0 then first = first .. ' a' .. tostring(add) end
   return first .. rest
 end
--- pick_dead reads a key's dead letters and returns the records selected by
--- ARGV[from..] (item ids; all records when there are none), each as
--- {i = position, at = received-at, att = attempts, lane, env, id}, in
--- arrival order: received-at, then position in the list. The list itself
--- is in the order items died, which is not arrival order once a redriven
--- item has died again.
-local function pick_dead(dlq, from)
+-- select_dead returns the key's dead letters selected by ARGV[from..]
+-- (item ids; all records when there are none) as {i = place in the list,
+-- at = received-at, att = attempts, lane, id}, in arrival order:
+-- received-at, then place in the list. The list is in the order items
+-- died, which is not arrival order once a redriven item has died again.
+-- count > 0 keeps the first count of them.
+local function select_dead(dlq, from, count)
   local want = nil
   if #ARGV >= from then
     want = {}
     for i = from, #ARGV do want[ARGV[i]] = true end
   end
-  local recs = redis.call('LRANGE', dlq, 0, -1)
   local pick = {}
-  for i = 1, #recs do
-    local att, lane, env = dead_parts(recs[i])
-    local id = env and item_id(env)
-    if id and (want == nil or want[id]) then
-      pick[#pick+1] = {i = i, at = item_at(env), att = att, lane = lane, env = env, id = id}
+  local n = redis.call('LLEN', dlq)
+  for s = 0, n - 1, 256 do
+    local recs = redis.call('LRANGE', dlq, tostring(s), tostring(s + 255))
+    for j = 1, #recs do
+      local att, lane, id, at = dead_fields(recs[j])
+      if id and (want == nil or want[id]) then
+        pick[#pick+1] = {i = s + j, at = at, att = att, lane = lane, id = id}
+      end
     end
   end
   table.sort(pick, function(a, b)
     if a.at ~= b.at then return a.at < b.at end
     return a.i < b.i
   end)
-  return recs, pick
-end
--- drop_dead removes the picked records from the dead letters (the others
--- keep their places), counts them out and takes the key out of the
--- dead-letter index when none is left.
-local function drop_dead(dlq, idx, cnt, key, recs, pick)
-  local taken = {}
-  for i = 1, #pick do
-    taken[pick[i].i] = true
-    count_dead(cnt, pick[i].lane, -1)
+  if count > 0 then
+    while #pick > count do table.remove(pick) end
   end
-  redis.call('DEL', dlq)
-  local left = {}
-  for i = 1, #recs do
-    if not taken[i] then
-      left[#left+1] = recs[i]
-      if #left == 256 then
-        redis.call('RPUSH', dlq, unpack(left))
-        left = {}
+  return pick
+end
+-- take_dead removes the records of pick from the dead letters (the others
+-- keep their order: the list is rotated once, one record at a time), counts
+-- them out, and takes the key out of the dead-letter index when none is
+-- left. With envs set it returns the picked envelopes, by pick's order.
+local function take_dead(dlq, idx, cnt, key, pick, envs)
+  local at = {}
+  for k = 1, #pick do
+    at[pick[k].i] = k
+    count_dead(cnt, pick[k].lane, -1)
+  end
+  local out = {}
+  local n = redis.call('LLEN', dlq)
+  if #pick == n and not envs then
+    redis.call('DEL', dlq)
+  else
+    for i = 1, n do
+      local rec = redis.call('LPOP', dlq)
+      local k = at[i]
+      if k == nil then
+        redis.call('RPUSH', dlq, rec)
+      elseif envs then
+        local _, _, env = dead_parts(rec)
+        out[k] = env
       end
     end
   end
-  if #left > 0 then redis.call('RPUSH', dlq, unpack(left)) end
   if redis.call('EXISTS', dlq) == 0 then redis.call('ZREM', idx, key) end
+  return out
 end
 -- id_list renders up to 20 ids for an audit record.
 local function id_list(pick)
@@ -501,26 +527,36 @@ local function id_list(pick)
 end
 `
 
-// redriveCmd moves a key's dead letters back to its queue, in the order
-// they arrived (received-at, then their place in the dead-letter list), at
-// the head of the queue, but behind a head item that is being retried
-// (attempts > 0): that item stays first, with its attempts. Each moved item
-// keeps its attempt history: the attempts of its dead-letter record are
-// added to the prior attempts in its envelope. The key becomes ready unless
-// it is paused; a key waiting for a retry keeps its ready time.
+// redriveCmd moves a key's dead letters back to its queue in the order they
+// arrived (received-at, then their place in the dead-letter list), merged
+// into the head of the queue by arrival: ahead of every queued item that
+// arrived later (normally all of them), behind any that arrived earlier (an
+// earlier batch of the same redrive), and always behind a head item that is
+// being retried (attempts > 0): that item stays first, with its attempts.
+// Each moved item keeps its attempt history: the attempts of its
+// dead-letter record are added to the prior attempts in its envelope.
+//
+// One call moves at most a batch (ARGV[9]) of the selected items, the
+// earliest arrivals, never splitting items received in the same ms; the
+// caller calls again while some are left. Until the last batch the key is
+// held out of reach for hold ms (its ready time is at least now+hold), so
+// no drain takes it half redriven; after the last, it is ready at once
+// unless it is paused or waits for a retry.
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
 // KEYS[7] -> dd:<key>   KEYS[8] -> dlqn   KEYS[9] -> audit:<key>
 // ARGV[1] -> key   ARGV[2] -> now ms   ARGV[3] -> count (0 = all selected)
 // ARGV[4] -> lane (the key's recorded lane, or the lane to record)
-// ARGV[5] -> 1 for a dry run (nothing changes)
+// ARGV[5] -> 1 for a dry run (nothing changes, no batch limit)
 // ARGV[6] -> audit head "<now>\t<action>\t<by>"   ARGV[7] -> note
-// ARGV[8] -> audit records kept   ARGV[9..] -> item ids to move (none = all)
+// ARGV[8] -> audit records kept   ARGV[9] -> batch   ARGV[10] -> hold ms
+// ARGV[11..] -> item ids to move (none = all)
 //
-// Returns {n, kept head id or "", id...}: the ids in the order they now
-// stand in the queue (would stand, for a dry run); {-4} if the key is
-// leased, {-5} if its recorded lane is not ARGV[4].
+// Returns {n, kept head id or "", left, id...}: the ids moved (would be,
+// for a dry run), in arrival order, and how many selected items are left
+// for further calls; {-4} if the key is leased, {-5} if its recorded lane
+// is not ARGV[4].
 var redriveCmd = newScript(leaseLua + opLua + `
 local now = tonumber(ARGV[2])
 local key = ARGV[1]
@@ -528,30 +564,69 @@ local t, d = lease_of(KEYS[1], key)
 if t and d > now then return {-4} end
 local ml = redis.call('HGET', KEYS[4], 'lane')
 if ml and ml ~= ARGV[4] then return {-5} end
-local recs, pick = pick_dead(KEYS[5], 9)
-local n = tonumber(ARGV[3])
-if n > 0 then
-  while #pick > n do table.remove(pick) end
-end
+local pick = select_dead(KEYS[5], 11, tonumber(ARGV[3]))
 local head = redis.call('LINDEX', KEYS[3], 0)
 local keep = ''
 if head and tonumber(redis.call('HGET', KEYS[4], 'attempts') or '0') > 0 then keep = item_id(head) end
-local out = {#pick, keep}
+local left = 0
+if ARGV[5] ~= '1' then
+  local b = math.max(tonumber(ARGV[9]), 1)
+  while b < #pick and pick[b + 1].at == pick[b].at do b = b + 1 end -- never split a ms
+  left = math.max(#pick - b, 0)
+  while #pick > b do table.remove(pick) end
+end
+local out = {#pick, keep, left}
 for i = 1, #pick do out[#out+1] = pick[i].id end
 if ARGV[5] == '1' or #pick == 0 then return out end
-drop_dead(KEYS[5], KEYS[6], KEYS[8], key, recs, pick)
+local envs = take_dead(KEYS[5], KEYS[6], KEYS[8], key, pick, true)
 if redis.call('EXISTS', KEYS[3]) == 0 then redis.call('PERSIST', KEYS[7]) end
-if keep ~= '' then redis.call('LPOP', KEYS[3]) end
-for i = #pick, 1, -1 do redis.call('LPUSH', KEYS[3], with_prior(pick[i].env, pick[i].att)) end
+-- The queued items ahead of which the batch goes: skip the retrying head,
+-- then those that arrived before the batch's last item (an earlier batch
+-- still queued), 10000 at most.
+local base = 0
+if keep ~= '' then base = 1 end
+local last = pick[#pick].at
+local ahead = {}
+while #ahead < 10000 do
+  local chunk = redis.call('LRANGE', KEYS[3], tostring(base + #ahead), tostring(base + #ahead + 63))
+  local stop = #chunk == 0
+  for j = 1, #chunk do
+    if item_at(chunk[j]) >= last then
+      stop = true
+      break
+    end
+    ahead[#ahead+1] = chunk[j]
+  end
+  if stop then break end
+end
+for _ = 1, base + #ahead do redis.call('LPOP', KEYS[3]) end
+-- Merge by arrival (a dead item first on equal times: it died at the head).
+local merged, a, p = {}, 1, 1
+while a <= #ahead or p <= #pick do
+  if p <= #pick and (a > #ahead or pick[p].at <= item_at(ahead[a])) then
+    merged[#merged+1] = with_prior(envs[p], pick[p].att)
+    p = p + 1
+  else
+    merged[#merged+1] = ahead[a]
+    a = a + 1
+  end
+end
+for i = #merged, 1, -1 do redis.call('LPUSH', KEYS[3], merged[i]) end
 if keep ~= '' then redis.call('LPUSH', KEYS[3], head) end
 redis.call('HSET', KEYS[4], 'lane', ARGV[4])
 if keep == '' then redis.call('HDEL', KEYS[4], 'attempts', 'err') end
 if redis.call('HGET', KEYS[4], 'paused') ~= '1' then
   local s = redis.call('ZSCORE', KEYS[2], key)
-  if not s or (keep == '' and tonumber(s) > now) then redis.call('ZADD', KEYS[2], now, key) end
+  if left > 0 then
+    local hold = now + tonumber(ARGV[10])
+    if not s or tonumber(s) < hold then redis.call('ZADD', KEYS[2], hold, key) end
+  elseif not s or (keep == '' and tonumber(s) > now) then
+    redis.call('ZADD', KEYS[2], now, key)
+  end
 end
 local detail = id_list(pick)
 if keep ~= '' then detail = detail .. ', behind ' .. keep .. ' (being retried)' end
+if left > 0 then detail = detail .. ', ' .. left .. ' more to come' end
 audit(KEYS[9], ARGV[6], detail, ARGV[7], ARGV[8])
 return out
 `)
@@ -567,15 +642,11 @@ return out
 //
 // Returns {n, id...}: the ids deleted (or that would be), in arrival order.
 var purgeDeadCmd = newScript(leaseLua + opLua + `
-local recs, pick = pick_dead(KEYS[1], 7)
-local n = tonumber(ARGV[3])
-if n > 0 then
-  while #pick > n do table.remove(pick) end
-end
+local pick = select_dead(KEYS[1], 7, tonumber(ARGV[3]))
 local out = {#pick}
 for i = 1, #pick do out[#out+1] = pick[i].id end
 if ARGV[2] == '1' or #pick == 0 then return out end
-drop_dead(KEYS[1], KEYS[2], KEYS[3], ARGV[1], recs, pick)
+take_dead(KEYS[1], KEYS[2], KEYS[3], ARGV[1], pick, false)
 audit(KEYS[4], ARGV[4], id_list(pick), ARGV[5], ARGV[6])
 return out
 `)
