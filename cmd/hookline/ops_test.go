@@ -389,6 +389,9 @@ func TestOperatorCommands(t *testing.T) {
 			t.Fatalf("claim on a paused lane: %v %v", ls, err)
 		}
 		ok(t, "pause", "initech:order.paid", "--note", "hold")
+		r = ok(t, "pause", "initech:order.piad")
+		matches(t, "pause of a key Redis holds nothing of", r.out, `^paused initech:order.piad \(nothing of it was in Redis: check the key`)
+		ok(t, "resume", "initech:order.piad")
 		pz := okJSON(t, "paused")
 		wantFields(t, "paused", pz, "lanes", "keys")
 		if len(arr(pz["lanes"])) != 1 || obj(arr(pz["lanes"])[0])["lane"] != "slow" || obj(arr(pz["lanes"])[0])["by"] != "opsbot" ||

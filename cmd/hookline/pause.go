@@ -41,7 +41,10 @@ type keyChangeJSON struct {
 	Ready *bool `json:"ready,omitempty"`
 	// Skipped is, for skip, the id of the item moved to the dead letters.
 	Skipped string `json:"skipped,omitempty"`
-	Error   *struct {
+	// New is, for pause, set when Redis held nothing of the key yet (a typo,
+	// or a key paused before its first webhook).
+	New   bool `json:"new,omitempty"`
+	Error *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	} `json:"error,omitempty"`
@@ -158,6 +161,8 @@ func printChange(out io.Writer, doc *changeJSON) error {
 		switch {
 		case k.Error != nil:
 			fmt.Fprintf(out, "%s: %s refused: %s\n", k.Key, doc.Action, k.Error.Message)
+		case doc.Action == "pause" && k.Changed && k.New:
+			fmt.Fprintf(out, "paused %s (nothing of it was in Redis: check the key; its webhooks will wait when they come)\n", k.Key)
 		case doc.Action == "pause" && k.Changed:
 			fmt.Fprintf(out, "paused %s\n", k.Key)
 		case doc.Action == "pause":
@@ -214,8 +219,12 @@ lane's pause.`,
 				return env.emit(doc, func(out io.Writer) error { return printChange(out, doc) })
 			}
 			return runKeyChanges(env, doc, keys, func(key string) (keyChangeJSON, error) {
+				info, err := env.e.Inspect(env.ctx, key)
+				if err != nil {
+					return keyChangeJSON{}, err
+				}
 				changed, err := env.e.Pause(env.ctx, key, env.change())
-				return keyChangeJSON{Changed: changed}, err
+				return keyChangeJSON{Changed: changed, New: !info.Exists()}, err
 			})
 		},
 	})

@@ -77,6 +77,9 @@ func TestRedriveDeliversInArrivalOrder(t *testing.T) {
 		if plan["dry_run"] != true || pk["behind"] != "000004" || !slices.Equal(jsonIDs(pk["items"]), want) {
 			t.Fatalf("--dry-run --json = %v", plan)
 		}
+		if legacy := okJSON(t, "dlq", key, "--redrive", "--dry-run"); !slices.Equal(jsonIDs(obj(arr(legacy["keys"])[0])["items"]), want) {
+			t.Fatalf("dlq KEY --redrive --dry-run = %v", legacy)
+		}
 		if r := ok(t, "dlq", "show", key); len(rowIDs(r.out)) != 4 {
 			t.Fatalf("a dry run changed the dead letters:\n%s", r.out)
 		}

@@ -64,7 +64,7 @@ end
 -- letting it go below zero.
 local function count_dead(cnt, lane, n)
   if not lane then return end
-  if redis.call('HINCRBY', cnt, lane, n) < 0 then redis.call('HSET', cnt, lane, '0') end
+  if redis.call('HINCRBY', cnt, lane, tostring(n)) < 0 then redis.call('HSET', cnt, lane, '0') end
 end
 -- bury moves the head envelope (already popped) to the dead letters and, when
 -- the queue is left empty, takes the key out of the ready index. Then it
