@@ -304,6 +304,16 @@ func opsCommand(spec opsSpec) (*cobra.Command, *opsFlags) {
 		}
 		return err
 	}
+	// A flag that does not parse fails before --json is known: the command
+	// line tells.
+	cmd.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		err = withCode(codeUsage, err)
+		if argsWantJSON(os.Args[1:]) {
+			f.json = true
+			return fail(cmd, err)
+		}
+		return err
+	})
 	if spec.args != nil {
 		cmd.Args = func(cmd *cobra.Command, args []string) error {
 			if err := spec.args(cmd, args); err != nil {
@@ -345,6 +355,19 @@ func opsCommand(spec opsSpec) (*cobra.Command, *opsFlags) {
 		f.addYes(cmd, spec.yes)
 	}
 	return cmd, f
+}
+
+// argsWantJSON reports whether a command line asks for JSON output.
+func argsWantJSON(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--json", a == "--json=true", a == "--output=json", a == "-ojson", a == "-o=json":
+			return true
+		case (a == "--output" || a == "-o") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 // checkData fails when the prefix holds no hookline data: a wrong prefix

@@ -520,14 +520,17 @@ func TestOperatorCommandFailures(t *testing.T) {
 	if code, _ := failJSON(t, "", "dlq", "redrive", "acme:post.create", "--output", "yaml"); code != "usage" {
 		t.Fatalf("--output yaml: %s", code)
 	}
-	// The binary exits 1, with the JSON error on stdout and nothing else.
-	cmd := exec.Command(hooklineBinary(t), "inspect", "nobody:nothing", "--json")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !json.Valid(stdout.Bytes()) || !strings.Contains(stdout.String(), `"code": "unknown_key"`) || stderr.Len() != 0 {
-		t.Fatalf("binary: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
+	// The binary exits 1, with the JSON error on stdout and nothing else,
+	// also for a flag that does not parse.
+	for args, code := range map[string]string{"inspect nobody:nothing --json": "unknown_key", "status --bogus -o json": "usage"} {
+		cmd := exec.Command(hooklineBinary(t), strings.Fields(args)...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !json.Valid(stdout.Bytes()) || !strings.Contains(stdout.String(), `"code": "`+code+`"`) || stderr.Len() != 0 {
+			t.Fatalf("hookline %s: %v, stdout %q, stderr %q", args, err, stdout.String(), stderr.String())
+		}
 	}
 }
 
