@@ -16,6 +16,7 @@ import (
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/queue"
 	"github.com/hookline/hookline/shared/redistest"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
@@ -268,9 +269,9 @@ scheduler: {poll: 50ms}
 		t.Fatalf("dead keys: %d, want 2 (bad.fwd of t1 and t2)", len(dead))
 	}
 	key := "t1:bad.fwd"
-	n, err := a.Engine.Redrive(ctx, key, 0)
-	if err != nil || n != perKey {
-		t.Fatalf("redrive %s as the cache user: %d, %v; want %d", key, n, err, perKey)
+	r, err := a.Engine.Redrive(ctx, key, queue.Selection{}, queue.Change{By: "cacheuser-test", Note: "redrive as the cache user"})
+	if err != nil || len(r.IDs) != perKey {
+		t.Fatalf("redrive %s as the cache user: %d, %v; want %d", key, len(r.IDs), err, perKey)
 	}
 	if _, err := a.Engine.Inspect(ctx, key); err != nil {
 		t.Fatalf("inspect %s as the cache user: %v", key, err)

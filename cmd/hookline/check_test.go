@@ -13,7 +13,8 @@ import (
 // neither built in nor registered (which only building the routes finds).
 func TestCheck(t *testing.T) {
 	for _, path := range []string{"../../hookline.yaml", "../../examples/hookline.yaml"} {
-		out, err := runCLI(t, "check", "--config", path)
+		r := runCLI(t, "check", "--config", path)
+		out, err := r.out+r.err, r.fail
 		if err != nil || !strings.Contains(out, path+": ok: ") {
 			t.Fatalf("check %s: %v\n%s", path, err, out)
 		}
@@ -38,7 +39,8 @@ func TestCheck(t *testing.T) {
 		{"misspelt setting", "  a: {lane: quick, handler: log, max_attempt: 3}\n", "max_attempt", false},
 	}
 	for _, tt := range tests {
-		out, err := runCLI(t, "check", "--config", write(tt.routes))
+		r := runCLI(t, "check", "--config", write(tt.routes))
+		out, err := r.out+r.err, r.fail
 		if (err == nil) != tt.ok {
 			t.Fatalf("%s: err %v, want ok %v\n%s", tt.name, err, tt.ok, out)
 		}

@@ -1,8 +1,8 @@
 // Command hookline is hookline's command-line tool: `hookline dev` runs the
 // whole pipeline locally, `hookline send` posts signed sample webhooks,
 // `hookline check` checks a configuration file before a deployment, and
-// status, inspect, dlq, pause, resume and skip let an operator see and fix
-// what is stuck in a deployment's queues.
+// status, inspect, dlq, pause, resume, skip and paused let an operator see
+// and fix what is stuck in a deployment's queues.
 package main
 
 import (
@@ -25,6 +25,6 @@ func newRoot() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(newDevCmd(), newSendCmd(), newCheckCmd(),
-		newStatusCmd(), newInspectCmd(), newDLQCmd(), newPauseCmd(), newResumeCmd(), newSkipCmd())
+		newStatusCmd(), newInspectCmd(), newDLQCmd(), newPauseCmd(), newResumeCmd(), newSkipCmd(), newPausedCmd())
 	return root
 }

@@ -79,6 +79,8 @@ type Config struct {
 	// DedupWindow is how long a webhook id is remembered per key to drop
 	// duplicate deliveries; at least 1s. Default 24h.
 	DedupWindow Duration `yaml:"dedup_window"`
+	// DeadLetters bounds the dead letters kept per key.
+	DeadLetters DeadLetters `yaml:"dead_letters"`
 	// Scheduler tunes the scheduler function.
 	Scheduler Scheduler `yaml:"scheduler"`
 	// Drain tunes the drain function and its leases.
@@ -181,6 +183,18 @@ const (
 	RedisAuthToken = "token"
 	RedisAuthIAM   = "iam"
 )
+
+// DeadLetters bounds what is kept of webhooks that used their attempts
+// under the dead-letter policy. Both limits apply when a key's webhook is
+// dead-lettered: its oldest dead letters beyond them are dropped.
+type DeadLetters struct {
+	// MaxPerKey is how many dead letters a key keeps, its newest,
+	// 1..1000000. Default 10000.
+	MaxPerKey int `yaml:"max_per_key"`
+	// Retention is how long a dead letter is kept, 1h..87600h (10 years).
+	// Default 720h (30 days).
+	Retention Duration `yaml:"retention"`
+}
 
 // Scheduler tunes the scheduler function.
 type Scheduler struct {
@@ -384,6 +398,8 @@ func (c *Config) setDefaults() {
 	}
 	c.MaxBody = cmp.Or(c.MaxBody, 256<<10)
 	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
+	c.DeadLetters.MaxPerKey = cmp.Or(c.DeadLetters.MaxPerKey, 10_000)
+	c.DeadLetters.Retention = cmp.Or(c.DeadLetters.Retention, Duration(30*24*time.Hour))
 	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(time.Second))
 	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
 	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(10*time.Second))
@@ -418,6 +434,9 @@ func (c *Config) QueueOptions() queue.Options {
 		LeaseTTL:    time.Duration(c.Drain.LeaseTTL),
 		ClaimTTL:    time.Duration(c.Drain.ClaimTTL),
 		MaxBatch:    c.Drain.Batch,
+
+		DeadLetterMax:       c.DeadLetters.MaxPerKey,
+		DeadLetterRetention: time.Duration(c.DeadLetters.Retention),
 	}
 }
 

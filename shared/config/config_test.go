@@ -105,6 +105,7 @@ func TestDefaults(t *testing.T) {
 		Verify:      Verify{Scheme: SchemeStandardWebhooks, Tolerance: Duration(5 * time.Minute)},
 		MaxBody:     256 << 10,
 		DedupWindow: Duration(24 * time.Hour),
+		DeadLetters: DeadLetters{MaxPerKey: 10_000, Retention: Duration(720 * time.Hour)},
 		Scheduler: Scheduler{
 			Poll:         Duration(time.Second),
 			Margin:       Duration(5 * time.Second),
@@ -156,6 +157,7 @@ routes:
     keep_headers: [User-Agent, x-request-id]
 scheduler: {poll: 10ms, margin: 1s, metrics_every: 1m, lease_ttl: 2s}
 drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait: 0s, rate_margin: 150ms}
+dead_letters: {max_per_key: 1000000, retention: 87600h}
 `
 	c := mustParse(t, yml, nil)
 	if c.Shards != 64 || c.Prefix != "hook-2" || c.Tenant != "/a~1b/c~0d" || c.MaxBody != 1<<20 || c.DedupWindow != Duration(90*time.Minute) {
@@ -169,6 +171,9 @@ drain: {batch: 1000, lease_ttl: 15m, claim_ttl: 1s, margin: 500ms, max_rate_wait
 		r.OnExhausted != queue.Park || r.Secret != "plain-for-custom-handler" || r.Timeout != Duration(1500*time.Millisecond) ||
 		r.Headers["X-Api-Version"] != "2" || !slices.Equal(r.KeepHeaders, []string{"user-agent", "x-request-id"}) {
 		t.Fatalf("route %#v", r)
+	}
+	if c.DeadLetters != (DeadLetters{MaxPerKey: 1_000_000, Retention: Duration(87600 * time.Hour)}) {
+		t.Fatalf("dead_letters %+v", c.DeadLetters)
 	}
 	if c.Scheduler != (Scheduler{Poll: Duration(10 * time.Millisecond), Margin: Duration(time.Second), MetricsEvery: Duration(time.Minute), LeaseTTL: Duration(2 * time.Second)}) {
 		t.Fatalf("scheduler %+v", c.Scheduler)
@@ -299,6 +304,8 @@ routes:
 		{"shards high", "+shards: 4097", nil, "config: shards: 4097 is out of range 1..4096"},
 		{"keep header name", "+" + route(`handler: log, keep_headers: [ok, "bad name"]`), nil, "config: routes.r.keep_headers[1]: not a valid header name"},
 		{"shards negative", "+shards: -1", nil, "config: shards: -1 is out of range 1..4096"},
+		{"dead letters cap", "+dead_letters: {max_per_key: 1000001}", nil, "config: dead_letters.max_per_key: 1000001 is out of range 1..1000000"},
+		{"dead letters retention", "+dead_letters: {retention: 30m}", nil, "config: dead_letters.retention: 30m is out of range 1h..87600h"},
 		{"prefix", "+prefix: Hook", nil, `config: prefix: "Hook": want 1..32 of a-z`},
 		{"prefix env", "", map[string]string{EnvPrefix: "a b"}, `config: HOOKLINE_PREFIX: "a b": want 1..32`},
 		{"tenant missing", strings.Replace(base, "tenant: /t", "", 1), nil, "config: tenant: required"},
@@ -531,7 +538,7 @@ func TestRequire(t *testing.T) {
 }
 
 func TestQueueOptions(t *testing.T) {
-	c := mustParse(t, exampleYAML+"drain: {batch: 25, lease_ttl: 40s, claim_ttl: 90s}\ndedup_window: 1h\n", env(map[string]string{EnvPrefix: "x"}))
+	c := mustParse(t, exampleYAML+"drain: {batch: 25, lease_ttl: 40s, claim_ttl: 90s}\ndedup_window: 1h\ndead_letters: {max_per_key: 500, retention: 168h}\n", env(map[string]string{EnvPrefix: "x"}))
 	want := queue.Options{
 		Prefix:      "x",
 		Shards:      16,
@@ -540,6 +547,9 @@ func TestQueueOptions(t *testing.T) {
 		LeaseTTL:    40 * time.Second,
 		ClaimTTL:    90 * time.Second,
 		MaxBatch:    25,
+
+		DeadLetterMax:       500,
+		DeadLetterRetention: 7 * 24 * time.Hour,
 	}
 	if got := c.QueueOptions(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("QueueOptions %+v, want %+v", got, want)

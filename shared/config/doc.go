@@ -43,6 +43,10 @@
 //	      Authorization: env:API_AUTHORIZATION
 //	    keep_headers: [user-agent]
 //
+//	dead_letters:
+//	  max_per_key: 10000
+//	  retention: 720h
+//
 //	scheduler:
 //	  poll: 1s
 //	  margin: 5s
@@ -157,6 +161,21 @@
 //   - none: no check. Only for development or behind a trusted gateway.
 //
 // Settings that the chosen scheme does not use are errors.
+//
+// # Dead letters
+//
+// dead_letters bounds what is kept of webhooks that used their attempts
+// under on_exhausted: dead-letter (or that an operator skipped). Both limits
+// apply when one of a key's webhooks is dead-lettered: the key's oldest dead
+// letters beyond them are dropped then.
+//
+//   - max_per_key (default 10000, 1..1000000): a key keeps its newest this
+//     many dead letters.
+//   - retention (default 720h, 30 days; 1h..87600h): a dead letter older
+//     than this is dropped.
+//
+// `hookline dlq` lists, shows, redrives and purges dead letters; the engine
+// counts them per lane for the dead-letter metric.
 //
 // # Scheduler and drain
 //

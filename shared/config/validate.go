@@ -32,6 +32,9 @@ const (
 	maxBatch       = 1000
 	maxBodyLimit   = 6 << 20 // the Lambda request payload limit
 	maxLambdaWait  = 14 * time.Minute
+
+	maxDeadPerKey    = 1_000_000
+	maxDeadRetention = 3650 * 24 * time.Hour
 )
 
 // reservedHeaders are set by forward itself and cannot be configured.
@@ -97,6 +100,9 @@ func (c *Config) validate() error {
 	if c.DedupWindow < Duration(time.Second) {
 		v.add("dedup_window", "%s must be at least 1s", c.DedupWindow)
 	}
+
+	v.intRange("dead_letters.max_per_key", c.DeadLetters.MaxPerKey, 1, maxDeadPerKey)
+	v.durRange("dead_letters.retention", c.DeadLetters.Retention, time.Hour, maxDeadRetention)
 
 	v.durRange("scheduler.poll", c.Scheduler.Poll, 10*time.Millisecond, 5*time.Second)
 	v.durRange("scheduler.margin", c.Scheduler.Margin, time.Millisecond, maxLambdaWait)

@@ -121,7 +121,8 @@ const headsTTL = 100 * time.Millisecond
 
 // Next leases the oldest ready key of lane for invocation (bound at once,
 // as if activated), for a drain that is done with its key and still holds
-// its lane slot. It reports false when no key of the lane is ready now.
+// its lane slot. It reports false when no key of the lane is ready now, and
+// while an operator has paused the lane (PauseLane).
 func (e *Engine) Next(ctx context.Context, lane, invocation string) (Lease, bool, error) {
 	if !e.laneKnown(lane) {
 		return Lease{}, false, fmt.Errorf("%w: %q", ErrUnknownLane, lane)
@@ -161,6 +162,9 @@ func (e *Engine) Next(ctx context.Context, lane, invocation string) (Lease, bool
 			continue
 		}
 		l, ok, next, err := e.claimNext(ctx, lane, s, invocation, now)
+		if errors.Is(err, errLanePaused) {
+			return Lease{}, false, nil
+		}
 		if err != nil {
 			return Lease{}, false, err
 		}
@@ -195,13 +199,19 @@ func (e *Engine) readHeads(ctx context.Context, lane string, h *shardHeads) erro
 	return nil
 }
 
+// errLanePaused: claimNext found the lane paused by an operator.
+var errLanePaused = errors.New("queue: lane paused")
+
 // claimNext runs claimNextCmd on shard s. next is the shard's new head
-// ready-at (math.MaxInt64 when empty).
+// ready-at (math.MaxInt64 when empty). A paused lane gives errLanePaused.
 func (e *Engine) claimNext(ctx context.Context, lane string, s int, invocation string, now int64) (Lease, bool, int64, error) {
-	keys := []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s)}
-	vals, err := claimNextCmd.Run(ctx, e.rdb, keys, now, e.opt.LeaseTTL.Milliseconds(), invocation).StringSlice()
+	keys := []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s), e.ks.lanePaused(s)}
+	vals, err := claimNextCmd.Run(ctx, e.rdb, keys, now, e.opt.LeaseTTL.Milliseconds(), invocation, lane).StringSlice()
 	if err != nil {
 		return Lease{}, false, 0, fmt.Errorf("queue: claim next: %w", err)
+	}
+	if len(vals) == 4 && vals[3] == "paused" {
+		return Lease{}, false, 0, errLanePaused
 	}
 	if len(vals) != 3 {
 		return Lease{}, false, 0, fmt.Errorf("queue: claim next: unexpected reply %q", vals)

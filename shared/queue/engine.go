@@ -37,9 +37,14 @@ var (
 	ErrInvalidKey = errors.New("queue: invalid key")
 	// ErrUnknownLane reports a lane not in Options.Lanes.
 	ErrUnknownLane = errors.New("queue: unknown lane")
+	// ErrUnknownKey means a key has nothing in Redis: no queued item, no
+	// dead letter, no pause, no lease and no audit record.
+	ErrUnknownKey = errors.New("queue: unknown key")
 
 	// errLaneChanged: a key's lane changed between a read and a script.
 	errLaneChanged = errors.New("queue: lane changed")
+	// errIndexChanged: a shard's dead-letter index changed while counted.
+	errIndexChanged = errors.New("queue: dead-letter index changed")
 )
 
 // codeErr maps the scripts' negative result codes to errors.
@@ -55,6 +60,8 @@ func codeErr(code int64) error {
 		return ErrLeased
 	case -5:
 		return errLaneChanged
+	case -6:
+		return errIndexChanged
 	}
 	if code < 0 {
 		return fmt.Errorf("queue: unexpected script result %d", code)
@@ -89,6 +96,14 @@ type Options struct {
 	// Defaults 1s and 15m.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
+	// DeadLetterMax caps the dead letters kept per key: when an item is
+	// dead-lettered, the oldest records beyond it are dropped. Default
+	// 10,000; negative keeps every one.
+	DeadLetterMax int
+	// DeadLetterRetention is how long a dead letter is kept: records dead
+	// longer are dropped when their key buries another item. Default 30
+	// days; negative keeps them forever.
+	DeadLetterRetention time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
 	// Jitter returns a number in [0,1) for backoff jitter. Default math/rand/v2.
@@ -107,6 +122,8 @@ func (o Options) withDefaults() Options {
 	o.MaxBatch = cmp.Or(o.MaxBatch, 100)
 	o.BackoffBase = cmp.Or(o.BackoffBase, time.Second)
 	o.BackoffCap = cmp.Or(o.BackoffCap, 15*time.Minute)
+	o.DeadLetterMax = cmp.Or(o.DeadLetterMax, 10_000)
+	o.DeadLetterRetention = cmp.Or(o.DeadLetterRetention, 30*24*time.Hour)
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -149,6 +166,8 @@ type Engine struct {
 	ks    keyspace
 	calls atomic.Uint64
 	heads sync.Map // lane -> *shardHeads
+	// redriveBatch is how many items one redrive script call moves.
+	redriveBatch int
 }
 
 // New returns an Engine over rdb, a *redis.Client or *redis.ClusterClient.
@@ -157,7 +176,7 @@ func New(rdb redis.UniversalClient, opt Options) (*Engine, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}}, nil
+	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}, redriveBatch: redriveBatch}, nil
 }
 
 // Options returns the engine's options with defaults filled in.
@@ -372,7 +391,8 @@ type Lease struct {
 // Claim leases up to n keys of lane that are ready now, oldest ready-at
 // first across all shards, skipping paused keys and keys whose lease is
 // live. Each lease gets a fresh fencing token and a deadline ClaimTTL away.
-// Two concurrent claimers never receive the same key.
+// Two concurrent claimers never receive the same key. While an operator has
+// paused the lane (PauseLane), Claim leases nothing.
 func (e *Engine) Claim(ctx context.Context, lane string, n int) ([]Lease, error) {
 	ls, _, err := e.ClaimWithNext(ctx, lane, n)
 	return ls, err
@@ -411,8 +431,8 @@ func (e *Engine) claim(ctx context.Context, lane string, now int64, cands []Read
 	}
 	calls := make([]scriptCall, 0, len(shardOrder))
 	for _, s := range shardOrder {
-		args := append([]any{now, e.opt.ClaimTTL.Milliseconds()}, byShard[s]...)
-		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s)}, args})
+		args := append([]any{now, e.opt.ClaimTTL.Milliseconds(), lane}, byShard[s]...)
+		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s), e.ks.lanePaused(s)}, args})
 	}
 	cmds, err := e.pipeline(ctx, calls)
 	if err != nil {
@@ -754,6 +774,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	keys := []string{
 		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key),
 		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s), e.ks.dedup(s, l.Key),
+		e.ks.deadCount(s),
 	}
 	policy := cmp.Or(f.Policy, DeadLetter)
 	if policy != DeadLetter && policy != Park {
@@ -769,7 +790,8 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	}
 	args := append(e.leaseArgs(l, e.nowMs()), id, oneLine(f.Reason), max(f.MaxAttempts, 1), string(policy),
 		e.opt.BackoffBase.Milliseconds(), e.opt.BackoffCap.Milliseconds(),
-		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane, e.window())
+		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane, e.window(),
+		e.deadCap(), e.deadKeep())
 	vals, err := failCmd.Run(ctx, e.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return FailResult{}, fmt.Errorf("queue: fail: %w", err)
@@ -793,112 +815,12 @@ func SplitKey(key string) (tenant, code string, err error) {
 	return tenant, code, nil
 }
 
-// keyLanes reads a key's recorded lane ("" when its queue is empty) and the
-// lane of its oldest dead letter ("" when it has none).
-func (e *Engine) keyLanes(ctx context.Context, key string) (lane, deadLane string, err error) {
-	s := e.ks.shardOf(key)
-	var meta *redis.StringCmd
-	var dead *redis.StringCmd
-	_, err = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.HGet(ctx, e.ks.meta(s, key), "lane")
-		dead = p.LIndex(ctx, e.ks.dlq(s, key), 0)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return "", "", fmt.Errorf("queue: read lane of %s: %w", key, err)
-	}
-	if rec := dead.Val(); rec != "" {
-		if d, err := decodeDead([]byte(rec), key); err == nil {
-			deadLane = d.Lane
-		}
-	}
-	return meta.Val(), deadLane, nil
-}
-
-// operatorOp runs an operator script that needs the key's lane, retrying
-// when the lane changes between the read and the script.
-func (e *Engine) operatorOp(ctx context.Context, key string, run func(s int, lane, deadLane string) (int64, error)) (int64, error) {
-	if _, _, err := SplitKey(key); err != nil {
-		return 0, err
-	}
-	s := e.ks.shardOf(key)
-	for range 5 {
-		lane, deadLane, err := e.keyLanes(ctx, key)
-		if err != nil {
-			return 0, err
-		}
-		n, err := run(s, lane, deadLane)
-		if err != nil {
-			return 0, err
-		}
-		if err := codeErr(n); !errors.Is(err, errLaneChanged) {
-			return n, err
-		}
-	}
-	return 0, fmt.Errorf("queue: %s: lane kept changing", key)
-}
-
-// Redrive moves up to n of a key's dead letters (all when n <= 0), oldest
-// first, back to the head of its queue in their original order, resets the
-// head attempts and makes the key ready. It refuses a leased key (ErrLeased)
-// and returns how many items moved.
-func (e *Engine) Redrive(ctx context.Context, key string, n int) (int, error) {
-	moved, err := e.operatorOp(ctx, key, func(s int, lane, deadLane string) (int64, error) {
-		lane = cmp.Or(lane, deadLane)
-		if lane == "" {
-			return 0, nil // no work and no dead letters
-		}
-		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key)}
-		return redriveCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), max(n, 0), lane).Int64()
-	})
-	if err != nil {
-		return 0, fmt.Errorf("queue: redrive %s: %w", key, err)
-	}
-	return int(moved), nil
-}
-
-// Skip moves the head item of an unleased key to its dead-letter list with
-// reason "skipped by operator: <note>", so the items behind it can go on. It
-// refuses a leased key (ErrLeased; pause it first) and reports whether an
-// item was skipped.
-func (e *Engine) Skip(ctx context.Context, key, note string) (bool, error) {
-	n, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
-		if lane == "" {
-			return 0, nil // nothing queued
-		}
-		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key)}
-		return skipCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane, oneLine("skipped by operator: "+note), e.window()).Int64()
-	})
-	if err != nil {
-		return false, fmt.Errorf("queue: skip %s: %w", key, err)
-	}
-	return n == 1, nil
-}
-
-// Pause stops a key from being claimed until Resume. A drain holding its
-// lease sees Batch.Paused at its next fetch and should yield.
-func (e *Engine) Pause(ctx context.Context, key string) error {
-	_, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
-		keys := []string{e.ks.ready(s, lane), e.ks.meta(s, key), e.ks.paused(s)}
-		return pauseCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane).Int64()
-	})
-	if err != nil {
-		return fmt.Errorf("queue: pause %s: %w", key, err)
+// Ping checks that Redis answers.
+func (e *Engine) Ping(ctx context.Context) error {
+	if err := e.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("queue: ping: %w", err)
 	}
 	return nil
-}
-
-// Resume lets a paused (or parked) key be claimed again, resetting its head
-// attempts. It reports whether the key has work.
-func (e *Engine) Resume(ctx context.Context, key string) (bool, error) {
-	n, err := e.operatorOp(ctx, key, func(s int, lane, _ string) (int64, error) {
-		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key), e.ks.paused(s)}
-		return resumeCmd.Run(ctx, e.rdb, keys, key, e.nowMs(), lane).Int64()
-	})
-	if err != nil {
-		return false, fmt.Errorf("queue: resume %s: %w", key, err)
-	}
-	return n == 1, nil
 }
 
 // Reachable reports whether Redis accepts a connection. It dials the
@@ -936,12 +858,4 @@ func (e *Engine) Reachable(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("queue: redis not reachable: %w", errors.Join(errs...))
-}
-
-// Ping checks that Redis answers.
-func (e *Engine) Ping(ctx context.Context) error {
-	if err := e.rdb.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("queue: ping: %w", err)
-	}
-	return nil
 }

@@ -598,16 +598,16 @@ func TestDeadLetterAndRedriveKeepOrder(t *testing.T) {
 			t.Fatalf("dead keys = %+v %v", dk, err)
 		}
 		// Redrive refuses while the key is leased.
-		if _, err := f.e.Redrive(f.ctx, key, 0); !errors.Is(err, ErrLeased) {
+		if _, err := f.e.Redrive(f.ctx, key, Selection{}, Change{}); !errors.Is(err, ErrLeased) {
 			t.Fatalf("redrive while leased = %v, want ErrLeased", err)
 		}
 		if _, err := f.e.Yield(f.ctx, l, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 		f.enqueue("quick", key, "i5")
-		n, err := f.e.Redrive(f.ctx, key, 0)
-		if err != nil || n != 2 {
-			t.Fatalf("redrive = %d %v", n, err)
+		rd, err := f.e.Redrive(f.ctx, key, Selection{}, Change{})
+		if err != nil || !slices.Equal(rd.IDs, []string{"i1", "i2"}) || rd.Behind != "" {
+			t.Fatalf("redrive = %+v %v", rd, err)
 		}
 		l = f.claimOne("quick", "inv-3")
 		if ids := f.fetchIDs(l, 10); !slices.Equal(ids, []string{"i1", "i2", "i3", "i4", "i5"}) {
@@ -628,8 +628,8 @@ func TestDeadLetterAndRedriveKeepOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.claimNone("slow")
-		if n, err := f.e.Redrive(f.ctx, "acme:idle", 1); err != nil || n != 1 {
-			t.Fatalf("redrive idle key = %d %v", n, err)
+		if rd, err := f.e.Redrive(f.ctx, "acme:idle", Selection{Count: 1}, Change{}); err != nil || len(rd.IDs) != 1 {
+			t.Fatalf("redrive idle key = %+v %v", rd, err)
 		}
 		if l := f.claimOne("slow", "inv-5"); l.Key != "acme:idle" {
 			t.Fatalf("claimed %s", l.Key)
@@ -661,9 +661,9 @@ func TestParkAndResume(t *testing.T) {
 		if top, _ := f.e.Top(f.ctx, ByDepth, 5); len(top) != 1 || !top[0].Paused {
 			t.Fatalf("Top does not show the parked key: %+v", top)
 		}
-		ready, err := f.e.Resume(f.ctx, key)
-		if err != nil || !ready {
-			t.Fatalf("resume = %v %v", ready, err)
+		rs, err := f.e.Resume(f.ctx, key, Change{})
+		if err != nil || !rs.Ready || rs.Was != "parked" {
+			t.Fatalf("resume = %+v %v", rs, err)
 		}
 		l = f.claimOne("slow", "inv-2")
 		b, _ := f.e.Fetch(f.ctx, l, 10)
@@ -680,15 +680,15 @@ func TestPauseAndResume(t *testing.T) {
 		t.Parallel()
 		f := setup(t, rdb)
 		f.enqueue("quick", "acme:a", "a1", "a2")
-		if err := f.e.Pause(f.ctx, "acme:a"); err != nil {
+		if _, err := f.e.Pause(f.ctx, "acme:a", Change{}); err != nil {
 			t.Fatal(err)
 		}
 		f.claimNone("quick")
-		if ready, err := f.e.Resume(f.ctx, "acme:a"); err != nil || !ready {
-			t.Fatalf("resume = %v %v", ready, err)
+		if res, err := f.e.Resume(f.ctx, "acme:a", Change{}); err != nil || !res.Ready || res.Was != "paused" {
+			t.Fatalf("resume = %+v %v", res, err)
 		}
 		l := f.claimOne("quick", "inv")
-		if err := f.e.Pause(f.ctx, "acme:a"); err != nil {
+		if _, err := f.e.Pause(f.ctx, "acme:a", Change{}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := f.e.Fetch(f.ctx, l, 1)
@@ -700,20 +700,20 @@ func TestPauseAndResume(t *testing.T) {
 		}
 		f.clk.Advance(time.Hour)
 		f.claimNone("quick")
-		if _, err := f.e.Resume(f.ctx, "acme:a"); err != nil {
+		if _, err := f.e.Resume(f.ctx, "acme:a", Change{}); err != nil {
 			t.Fatal(err)
 		}
 		if l := f.claimOne("quick", "inv-2"); l.Key != "acme:a" {
 			t.Fatal(l.Key)
 		}
 		// Pausing and resuming an idle key is allowed and keeps it idle.
-		if err := f.e.Pause(f.ctx, "acme:idle"); err != nil {
+		if _, err := f.e.Pause(f.ctx, "acme:idle", Change{}); err != nil {
 			t.Fatal(err)
 		}
-		if ready, err := f.e.Resume(f.ctx, "acme:idle"); err != nil || ready {
-			t.Fatalf("resume idle = %v %v", ready, err)
+		if res, err := f.e.Resume(f.ctx, "acme:idle", Change{}); err != nil || res.Ready {
+			t.Fatalf("resume idle = %+v %v", res, err)
 		}
-		if err := f.e.Pause(f.ctx, "no-colon"); !errors.Is(err, ErrInvalidKey) {
+		if _, err := f.e.Pause(f.ctx, "no-colon", Change{}); !errors.Is(err, ErrInvalidKey) {
 			t.Fatalf("pause of an invalid key = %v", err)
 		}
 	})
@@ -726,14 +726,14 @@ func TestSkipHead(t *testing.T) {
 		f := setup(t, rdb)
 		f.enqueue("quick", "acme:s", "s1", "s2")
 		l := f.claimOne("quick", "inv")
-		if _, err := f.e.Skip(f.ctx, "acme:s", "bad"); !errors.Is(err, ErrLeased) {
+		if _, err := f.e.Skip(f.ctx, "acme:s", Change{Note: "bad"}); !errors.Is(err, ErrLeased) {
 			t.Fatalf("skip while leased = %v", err)
 		}
 		if _, err := f.e.Yield(f.ctx, l, time.Time{}); err != nil {
 			t.Fatal(err)
 		}
-		if ok, err := f.e.Skip(f.ctx, "acme:s", "ticket 12"); err != nil || !ok {
-			t.Fatalf("skip = %v %v", ok, err)
+		if id, err := f.e.Skip(f.ctx, "acme:s", Change{Note: "ticket 12"}); err != nil || id != "s1" {
+			t.Fatalf("skip = %q %v", id, err)
 		}
 		l = f.claimOne("quick", "inv-2")
 		if ids := f.fetchIDs(l, 5); !slices.Equal(ids, []string{"s2"}) {
@@ -744,8 +744,8 @@ func TestSkipHead(t *testing.T) {
 			t.Fatalf("dead = %+v", dead)
 		}
 		f.ack(l, "s2")
-		if ok, err := f.e.Skip(f.ctx, "acme:s", "x"); err != nil || ok {
-			t.Fatalf("skip on empty queue = %v %v", ok, err)
+		if id, err := f.e.Skip(f.ctx, "acme:s", Change{Note: "x"}); err != nil || id != "" {
+			t.Fatalf("skip on empty queue = %q %v", id, err)
 		}
 	})
 }
@@ -925,7 +925,8 @@ func TestG9ScriptsAreServerlessSafe(t *testing.T) {
 	}
 	ks := keyspace{prefix: "hl", shards: 16}
 	for _, k := range []string{ks.ready(7, "quick"), ks.lease(7), ks.seq(7), ks.paused(7),
-		ks.dlqIndex(7), ks.queue(7, "a:b"), ks.meta(7, "a:b"), ks.dlq(7, "a:b"), ks.dedup(7, "a:b")} {
+		ks.dlqIndex(7), ks.queue(7, "a:b"), ks.meta(7, "a:b"), ks.dlq(7, "a:b"), ks.dedup(7, "a:b"),
+		ks.audit(7, "a:b"), ks.deadCount(7), ks.lanePaused(7)} {
 		if !strings.HasPrefix(k, "hl:{07}:") {
 			t.Errorf("key %q does not carry the shard tag {07}", k)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ type Item struct {
 	Headers []Header
 	// Body is the raw request body.
 	Body []byte
+	// PriorAttempts counts the attempts the item used before it was
+	// dead-lettered and redriven (over all its earlier lives): its attempt
+	// history, kept across a redrive. Zero for an item never redriven.
+	PriorAttempts int
 }
 
 // Key returns the item's key, "<tenant>:<code>".
@@ -145,11 +150,12 @@ func containsAny(s, chars string) bool {
 // what the queue's key name does not already say (the tenant and code are
 // the key):
 //
-//	@<id> <received-at ms>[ <header count>]\n
+//	@<id> <received-at ms>[ <header count>][ a<prior attempts>]\n
 //	<name>: <value>\n   (once per kept header)
 //	<body bytes, exactly as received>
 //
-// The header count is left out when it is zero. The id comes first so
+// The header count is left out when it is zero, and so is the prior
+// attempts field, which only a redrive writes (see Item.PriorAttempts). The id comes first so
 // scripts can read it with one anchored match without decoding the rest.
 // The overhead over the body is envelopeFixed bytes plus len(id), plus
 // len(name)+len(value)+3 per header and 1+digits for a non-zero header
@@ -183,6 +189,10 @@ func (it *Item) encode() []byte {
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, int64(len(it.Headers)), 10)
 	}
+	if it.PriorAttempts > 0 {
+		b = append(b, ' ', 'a')
+		b = strconv.AppendInt(b, int64(it.PriorAttempts), 10)
+	}
 	b = append(b, '\n')
 	for _, h := range it.Headers {
 		b = append(b, h.Name...)
@@ -212,7 +222,7 @@ func decodeItem(b []byte, key string) (*Item, error) {
 	}
 	first := strings.Split(string(b[len(envelopeMagic):nl]), " ")
 	rest := b[nl+1:]
-	if len(first) < 2 || len(first) > 3 || first[0] == "" {
+	if len(first) < 2 || len(first) > 4 || first[0] == "" {
 		return nil, errBadEnvelope
 	}
 	it.ID = first[0]
@@ -221,7 +231,18 @@ func decodeItem(b []byte, key string) (*Item, error) {
 		return nil, errBadEnvelope
 	}
 	it.ReceivedAt = time.UnixMilli(msec)
+	if last := first[len(first)-1]; len(first) > 2 && strings.HasPrefix(last, "a") {
+		prior, ok := canonicalInt(last[1:])
+		if !ok || prior < 1 || prior > math.MaxInt32 {
+			return nil, errBadEnvelope
+		}
+		it.PriorAttempts = int(prior)
+		first = first[:len(first)-1]
+	}
 	n := 0
+	if len(first) == 4 {
+		return nil, errBadEnvelope
+	}
 	if len(first) == 3 {
 		n64, ok := canonicalInt(first[2])
 		if !ok || n64 < 1 || n64 > int64(len(rest)) {

@@ -36,6 +36,30 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 	}
 }
 
+// TestEnvelopePriorAttempts: a redriven item's attempt history travels in
+// its envelope's first line, after the header count, and only when set.
+func TestEnvelopePriorAttempts(t *testing.T) {
+	it := sampleItem()
+	it.PriorAttempts = 7
+	b := it.encode()
+	if !bytes.HasPrefix(b, []byte("@msg_2Lx9 1763900000123 2 a7\n")) {
+		t.Fatalf("envelope = %q", b)
+	}
+	got, err := decodeItem(b, it.Key())
+	if err != nil || got.PriorAttempts != 7 || len(got.Headers) != 2 || !bytes.Equal(got.Body, it.Body) {
+		t.Fatalf("decode = %+v %v", got, err)
+	}
+	it.Headers = nil
+	if b := it.encode(); !bytes.HasPrefix(b, []byte("@msg_2Lx9 1763900000123 a7\n")) {
+		t.Fatalf("envelope without headers = %q", b)
+	}
+	for _, bad := range []string{"@a 1 a0\n", "@a 1 a01\n", "@a 1 a\n", "@a 1 a1 2\nx: y\n", "@a 1 1 2 a1\nx: y\n", "@a 1 a-1\n"} {
+		if _, err := decodeItem([]byte(bad), "t:c"); err == nil {
+			t.Errorf("%q decoded", bad)
+		}
+	}
+}
+
 // TestEnvelopeOverhead checks the per-item byte overhead stated at
 // envelopeFixed: 16 bytes + id, + 1 + digits for the header count and
 // name+value+3 per header. The key's tenant and code are not repeated.
@@ -144,6 +168,8 @@ func FuzzDecodeItem(f *testing.F) {
 	f.Add(sampleItem().encode())
 	f.Add([]byte("@a 1\n"))
 	f.Add([]byte("@a 1 1\nx: 1\n{}"))
+	f.Add([]byte("@a 1 1 a3\nx: 1\n{}"))
+	f.Add([]byte("@a 1 a12\n{}"))
 	f.Add([]byte("hl1 a\n1\nt\nc\n0\n"))
 	f.Add([]byte("hl1 a\n1\nt\nc\n2\nx: 1\n"))
 	f.Add([]byte("hl1 \n\n\n\n-1\n"))

@@ -19,11 +19,17 @@ import (
 //	<p>:{NN}:seq            STRING fencing-token counter
 //	<p>:{NN}:paused         ZSET   key -> paused-at ms
 //	<p>:{NN}:q:<key>        LIST   item envelopes, head = oldest
-//	<p>:{NN}:m:<key>        HASH   lane, attempts, err, paused
+//	<p>:{NN}:m:<key>        HASH   lane, attempts, err, paused, parked
 //	<p>:{NN}:dd:<key>       ZSET   dedup set: item id -> end of its window ms
 //	                               (a TTL only once the key's queue is empty)
 //	<p>:{NN}:dlq:<key>      LIST   dead-letter records, oldest first
 //	<p>:{NN}:dlqidx         ZSET   key -> last dead-at ms
+//	<p>:{NN}:dlqn           HASH   lane -> dead letters of the shard's keys
+//	                               ("~v" -> 1 once counted exactly)
+//	<p>:{NN}:audit:<key>    LIST   operator changes of the key, newest first
+//	<p>:{NN}:lanepaused     HASH   lane -> "at ms|by|note" while the lane is
+//	                               paused (the same in every shard, so each
+//	                               claim script reads it in its own slot)
 //	<p>:singleton:<name>    STRING "owner|deadline ms" of a singleton lease
 //	<p>:handoff:<name>      LIST   at most one element: "the lease was released"
 //	<p>:slots:<lane>        ZSET   drain slot id -> deadline ms (lane concurrency)
@@ -52,6 +58,9 @@ func (ks keyspace) queue(s int, key string) string  { return ks.tag(s) + "q:" + 
 func (ks keyspace) meta(s int, key string) string   { return ks.tag(s) + "m:" + key }
 func (ks keyspace) dlq(s int, key string) string    { return ks.tag(s) + "dlq:" + key }
 func (ks keyspace) dedup(s int, key string) string  { return ks.tag(s) + "dd:" + key }
+func (ks keyspace) audit(s int, key string) string  { return ks.tag(s) + "audit:" + key }
+func (ks keyspace) deadCount(s int) string          { return ks.tag(s) + "dlqn" }
+func (ks keyspace) lanePaused(s int) string         { return ks.tag(s) + "lanepaused" }
 
 func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
 func (ks keyspace) handoff(name string) string   { return ks.prefix + ":handoff:" + name }
