@@ -32,18 +32,7 @@ func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // serverCommands reads INFO stats total_commands_processed: every command
 // the server ran, those inside scripts included.
 func serverCommands(b *testing.B, rdb *redis.Client) int64 {
-	info, err := rdb.Info(context.Background(), "stats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	b.Fatal("no total_commands_processed in INFO")
-	return 0
+	return redistest.InfoInt(b, rdb, "stats", "total_commands_processed")
 }
 
 // BenchmarkBacklogDrain measures the processing path on a backlog: b.N

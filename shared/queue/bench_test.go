@@ -3,7 +3,6 @@ package queue
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,18 +128,7 @@ func BenchmarkCycle(b *testing.B) {
 
 // usedMemory reads INFO memory used_memory of a standalone server.
 func usedMemory(b *testing.B, rdb *redis.Client) int64 {
-	info, err := rdb.Info(context.Background(), "memory").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	b.Fatal("no used_memory in INFO")
-	return 0
+	return redistest.InfoInt(b, rdb, "memory", "used_memory")
 }
 
 // BenchmarkBytesPerItem: Redis memory per queued item beyond its 200-byte

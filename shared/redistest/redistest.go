@@ -246,3 +246,26 @@ func newClient(addr string) *redis.Client {
 func background(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// InfoInt returns the integer field of INFO section of the server rdb talks
+// to, such as ("stats", "total_commands_processed") or ("memory",
+// "used_memory"), for benchmarks that count what the server did. It fails
+// tb when the field is missing.
+func InfoInt(tb testing.TB, rdb *redis.Client, section, field string) int64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		tb.Fatalf("redistest: INFO %s: %v", section, err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatalf("redistest: INFO %s %s: %q is not an integer", section, field, v)
+			}
+			return n
+		}
+	}
+	tb.Fatalf("redistest: INFO %s has no %s", section, field)
+	return 0
+}
