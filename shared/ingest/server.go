@@ -18,6 +18,13 @@
 //
 // Every error body is {"error": {"code": "<machine code>", "message": "..."}}.
 // Messages name what is wrong and never echo secrets or signatures.
+//
+// Each webhook gets one log line: "webhook accepted" (id, key, lane,
+// duplicate) or "webhook refused" (status, code, message, the webhook-id
+// header, source IP); never a body, a signature or a secret. With
+// Options.Metrics it also gets one EMF line: Accepted and Duplicate (by
+// Lane and Route), Refused (by ErrorCode, 503 included as "unavailable")
+// and Latency, each also rolled up under the Stack alone.
 package ingest
 
 import (
@@ -29,6 +36,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +44,7 @@ import (
 
 	"github.com/hookline/hookline/shared/clock"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/telemetry"
 	"github.com/hookline/hookline/shared/webhook"
 )
 
@@ -64,8 +73,11 @@ type Options struct {
 	RetryAfter time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
-	// Logger gets one line per refused or failed request. Default slog.Default().
+	// Logger gets one line per webhook, accepted or refused. Default
+	// slog.Default().
 	Logger *slog.Logger
+	// Metrics receives one EMF line per webhook. Nil: no metrics.
+	Metrics *telemetry.Emitter
 	// OnReady, if set, is called after a webhook made its key ready (the
 	// key was idle), to wake the scheduler.
 	OnReady func(ctx context.Context)
@@ -121,65 +133,143 @@ type Accepted struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
+// outcome is what became of one POST /webhooks.
+type outcome struct {
+	status int
+	// code and msg describe a refusal.
+	code, msg string
+	// Of an accepted webhook.
+	id, key, lane, route string
+	duplicate, ready     bool
+	// err is why storing failed (503).
+	err error
+}
+
+func refused(status int, code, msg string) outcome {
+	return outcome{status: status, code: code, msg: msg}
+}
+
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	start := s.opt.Clock.Now()
+	o := s.receive(r)
+	switch {
+	case o.status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
+		writeError(w, o.status, o.code, o.msg)
+	case o.code != "":
+		writeError(w, o.status, o.code, o.msg)
+	default:
+		if o.ready && s.opt.OnReady != nil {
+			s.opt.OnReady(r.Context())
+		}
+		writeJSON(w, o.status, Accepted{ID: o.id, Key: o.key, Duplicate: o.duplicate})
+	}
+	s.record(r, o, s.opt.Clock.Now().Sub(start))
+}
+
+// receive verifies, parses, routes and stores one webhook.
+func (s *Server) receive(r *http.Request) outcome {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		s.refuse(r, w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-		return
+		return refused(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 	}
 	limit := s.opt.MaxBody
 	if r.ContentLength > limit {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
-		return
+		return refused(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, "unreadable_body", "the request body could not be read")
-		return
+		return refused(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
 	}
 	if int64(len(body)) > limit {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
-		return
+		return refused(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
 	}
 	now := s.opt.Clock.Now()
 	if err := s.opt.Verifier.Verify(webhook.HTTPHeaders(r.Header), body, now); err != nil {
-		s.refuse(r, w, http.StatusUnauthorized, cmp.Or(webhook.ErrorCode(err), "signature_invalid"), err.Error())
-		return
+		return refused(http.StatusUnauthorized, cmp.Or(webhook.ErrorCode(err), "signature_invalid"), err.Error())
 	}
 	p, err := webhook.Parse(body, s.opt.TenantPointer)
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, cmp.Or(webhook.ErrorCode(err), "bad_request"), err.Error())
-		return
+		return refused(http.StatusBadRequest, cmp.Or(webhook.ErrorCode(err), "bad_request"), err.Error())
 	}
 	lane, ok := s.opt.Lane(p.Code)
 	if !ok {
-		s.refuse(r, w, http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
-		return
+		return refused(http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
 	}
 	id := strings.TrimSpace(r.Header.Get("webhook-id"))
 	if id != "" && queue.ValidateID(id) != nil {
-		s.refuse(r, w, http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
-		return
+		return refused(http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
 	}
 	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(p.Code, r.Header)}
 	res, err := s.opt.Engine.Enqueue(r.Context(), lane, it)
 	if errors.Is(err, queue.ErrInvalidHeader) {
-		s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
-		return
+		return refused(http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
 	}
 	if err != nil {
-		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
-		return
+		o := refused(http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
+		o.key, o.err = it.Key(), err
+		return o
 	}
+	o := outcome{status: http.StatusAccepted, id: res.ID, key: res.Key, lane: lane, route: p.Code, ready: res.Ready}
 	if !res.New {
-		writeJSON(w, http.StatusOK, Accepted{ID: res.ID, Key: res.Key, Duplicate: true})
+		o.status, o.duplicate = http.StatusOK, true
+	}
+	return o
+}
+
+// record writes the log line and the EMF line of one webhook.
+func (s *Server) record(r *http.Request, o outcome, took time.Duration) {
+	ctx := r.Context()
+	latency := telemetry.Metric{Name: "Latency", Unit: telemetry.Milliseconds, Value: float64(took.Microseconds()) / 1000, Sets: [][]string{{}}}
+	if o.code == "" {
+		s.opt.Logger.InfoContext(ctx, "webhook accepted", "id", o.id, "key", o.key, "lane", o.lane, "duplicate", o.duplicate)
+		sets := [][]string{{"Lane", "Route"}, {}}
+		_ = s.opt.Metrics.Emit(s.opt.Clock.Now(), map[string]string{"Lane": o.lane, "Route": o.route},
+			telemetry.Metric{Name: "Accepted", Unit: telemetry.Count, Value: float64(flag(!o.duplicate)), Sets: sets},
+			telemetry.Metric{Name: "Duplicate", Unit: telemetry.Count, Value: float64(flag(o.duplicate)), Sets: sets},
+			latency)
 		return
 	}
-	if res.Ready && s.opt.OnReady != nil {
-		s.opt.OnReady(r.Context())
+	args := []any{"status", o.status, "code", o.code, "message", o.msg,
+		"id", logID(r.Header.Get("webhook-id")), "source_ip", sourceIP(r)}
+	if o.err != nil {
+		s.opt.Logger.ErrorContext(ctx, "webhook refused", append(args, "key", o.key, "err", o.err)...)
+	} else {
+		s.opt.Logger.InfoContext(ctx, "webhook refused", args...)
 	}
-	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
+	_ = s.opt.Metrics.Emit(s.opt.Clock.Now(), map[string]string{"ErrorCode": o.code},
+		telemetry.Metric{Name: "Refused", Unit: telemetry.Count, Value: 1, Sets: [][]string{{"ErrorCode"}, {}}},
+		latency)
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// logID returns the webhook-id header for a log line: trimmed, at most
+// MaxIDLen bytes, control characters replaced (it is the sender's text).
+func logID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > queue.MaxIDLen {
+		v = v[:queue.MaxIDLen] + "..."
+	}
+	return strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return '?'
+		}
+		return c
+	}, v)
+}
+
+// sourceIP returns the client address of r without its port: API Gateway's
+// source IP behind the Lambda adapters, the peer's address otherwise.
+func sourceIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // keep copies the headers of h kept for code, in KeepHeaders order.
@@ -205,12 +295,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// refuse logs and answers a client error.
-func (s *Server) refuse(r *http.Request, w http.ResponseWriter, status int, code, msg string) {
-	s.opt.Logger.InfoContext(r.Context(), "webhook refused", "status", status, "code", code)
-	writeError(w, status, code, msg)
 }
 
 // isJSON accepts application/json and any application/*+json type.
