@@ -459,13 +459,14 @@ func (c *Config) RequireSigningSecrets() error {
 
 // SettingError returns an error about the setting at path in the file
 // ("routes.post-create.handler"), in the form of Load's errors, with the
-// line of the setting, or of the closest enclosing one the file has:
+// line of the setting, or of the closest enclosing one the file has, and
+// hint, if not empty, after it:
 //
-//	config: routes.post-create.handler: "fwd" is not registered (line 12)
+//	config: routes.post-create.handler: "fwd" is not registered (line 12); did you mean "forward"?
 //
 // Use it for problems found after Load, such as an unknown handler name.
-func (c *Config) SettingError(path, msg string) error {
-	return &problem{setting: path, msg: msg, line: lineOf(c.lines, path)}
+func (c *Config) SettingError(path, msg, hint string) error {
+	return &problem{setting: path, msg: msg, line: lineOf(c.lines, path), hint: hint}
 }
 
 // RouteSetting returns the path of setting field of the route for code,

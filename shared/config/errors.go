@@ -171,10 +171,7 @@ func rewrite(m string, idx []entry) (pr *problem, undecoded string, ok bool) {
 	}
 	if s := reUnknown.FindStringSubmatch(m); s != nil {
 		line := atoi(s[1])
-		hint := ""
-		if near := Nearest(s[2], knownSettings(s[3])); near != "" {
-			hint = fmt.Sprintf("did you mean %q?", near)
-		}
+		hint := DidYouMean(s[2], knownSettings(s[3]))
 		for _, e := range idx {
 			if e.key.Line == line && e.key.Value == s[2] {
 				return &problem{setting: e.path, msg: "unknown setting", line: line, hint: hint}, "", false

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 )
@@ -56,6 +57,15 @@ func Nearest(word string, known []string) string {
 		}
 	}
 	return best
+}
+
+// DidYouMean returns the hint `did you mean "<name>"?` for the name of
+// known nearest to word (see Nearest), or "" if none is close.
+func DidYouMean(word string, known []string) string {
+	if near := Nearest(word, known); near != "" {
+		return fmt.Sprintf("did you mean %q?", near)
+	}
+	return ""
 }
 
 // editDistance is the optimal string alignment distance between a and b.

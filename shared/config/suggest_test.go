@@ -102,15 +102,15 @@ func TestMetricsSettings(t *testing.T) {
 // read like Load's and name the line.
 func TestSettingError(t *testing.T) {
 	c := mustParse(t, minimalYAML+"  \"a/b\": {lane: main, handler: mine}\n", nil)
-	got := c.SettingError(RouteSetting("ping", "handler"), `"fwd" is not registered`).Error()
-	if got != `config: routes.ping.handler: "fwd" is not registered (line 5)` {
+	got := c.SettingError(RouteSetting("ping", "handler"), `"fwd" is not registered`, DidYouMean("fwd", []string{"fwd2"})).Error()
+	if got != `config: routes.ping.handler: "fwd" is not registered (line 5); did you mean "fwd2"?` {
 		t.Fatalf("got %q", got)
 	}
-	got = c.SettingError(RouteSetting("a/b", "handler"), "x").Error()
+	got = c.SettingError(RouteSetting("a/b", "handler"), "x", "").Error()
 	if got != `config: routes["a/b"].handler: x (line 6)` {
 		t.Fatalf("got %q", got)
 	}
-	got = c.SettingError(RouteSetting("a/b", "url"), "required").Error()
+	got = c.SettingError(RouteSetting("a/b", "url"), "required", "").Error()
 	if got != `config: routes["a/b"].url: required (line 6)` {
 		t.Fatalf("got %q", got)
 	}
