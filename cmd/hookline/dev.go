@@ -356,10 +356,16 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 			fmt.Fprintf(out, "hookline dev: drains still running after %s; stopping without them (their leases run out)\n", drainStopWait)
 		}
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Requests in flight end first; a connection a client opened but sent
+	// nothing on (a keep-alive pool's spare dial) is not waited for.
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(sctx)
-	left, err := leftOver(sctx, a.Engine, cfg.LaneNames())
+	if hs.Shutdown(sctx) != nil {
+		_ = hs.Close()
+	}
+	lctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	left, err := leftOver(lctx, a.Engine, cfg.LaneNames())
 	switch {
 	case err != nil:
 		fmt.Fprintf(out, "hookline dev: stopped; could not count the items left: %v\n", err)
