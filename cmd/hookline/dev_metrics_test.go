@@ -142,8 +142,8 @@ func devEMFRun(t *testing.T, env ...string) {
 	codes := strings.Join(metricsRoutes, ",")
 	send(t, "--url", d.url, "--count", "3", "--tenants", "1", "--codes", codes, "--run", "emf")
 	send(t, "--url", d.url, "--count", "1", "--tenants", "1", "--codes", "ok.event", "--run", "emf") // a duplicate
-	send(t, "--url", d.url, "--codes", "nope.event")                                                  // 422 unknown_code
-	send(t, "--url", d.url, "--secret", "whsec_d3Jvbmctc2VjcmV0LWZvci1kZXYtdGVzdA==")                 // 401
+	send(t, "--url", d.url, "--codes", "nope.event")                                                 // 422 unknown_code
+	send(t, "--url", d.url, "--secret", "whsec_d3Jvbmctc2VjcmV0LWZvci1kZXYtdGVzdA==")                // 401
 
 	// Wait for a scheduler line of the quick lane in which the work is held
 	// by a parked, a leased, a throttled and a retrying key.
