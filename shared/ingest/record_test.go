@@ -34,7 +34,7 @@ func (l *lockedBuffer) lines() []string {
 }
 
 // TestIngestLogsAndMetrics: one log line per accepted webhook (id, key,
-// duplicate or not) and per refusal (code, message, webhook id, source IP),
+// duplicate or not) and per refusal (code, reason, webhook id, source IP),
 // never a body or a signature; one EMF line per webhook with bounded
 // dimensions.
 func TestIngestLogsAndMetrics(t *testing.T) {
@@ -57,7 +57,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 		g.do(httptest.NewRequest(http.MethodGet, "/healthz", nil)) // not a webhook: no line
 
 		type logLine struct {
-			Msg, ID, Key, Lane, Code, Message, SourceIP string
+			Msg, ID, Key, Lane, Code, Reason, SourceIP string
 			Duplicate                                   *bool
 			Status                                      int
 		}
@@ -79,7 +79,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 			{Msg: "webhook accepted", ID: "msg_1", Key: "cust_42:post.create", Lane: "quick", Duplicate: &fal},
 			{Msg: "webhook accepted", ID: "msg_1", Key: "cust_42:post.create", Lane: "quick", Duplicate: &tru},
 			{Msg: "webhook refused", ID: "msg_2", Status: 401, Code: "signature_invalid", SourceIP: "203.0.113.9"},
-			{Msg: "webhook refused", ID: "msg_3", Status: 422, Code: "unknown_code", Message: "no route for this event code", SourceIP: "198.51.100.7"},
+			{Msg: "webhook refused", ID: "msg_3", Status: 422, Code: "unknown_code", Reason: "no route for this event code", SourceIP: "198.51.100.7"},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("%d log lines, want %d:\n%s", len(got), len(want), strings.Join(logs.lines(), "\n"))
@@ -87,8 +87,8 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 		for i := range want {
 			g, w := got[i], want[i]
 			if g.Msg != w.Msg || g.ID != w.ID || g.Key != w.Key || g.Lane != w.Lane || g.Status != w.Status || g.Code != w.Code ||
-				g.SourceIP != w.SourceIP || (w.Message != "" && g.Message != w.Message) || (w.Duplicate != nil) != (g.Duplicate != nil) ||
-				(w.Duplicate != nil && *w.Duplicate != *g.Duplicate) || (w.Code != "" && g.Message == "") {
+				g.SourceIP != w.SourceIP || (w.Reason != "" && g.Reason != w.Reason) || (w.Duplicate != nil) != (g.Duplicate != nil) ||
+				(w.Duplicate != nil && *w.Duplicate != *g.Duplicate) || (w.Code != "" && g.Reason == "") {
 				t.Errorf("log line %d: %+v, want %+v", i, g, w)
 			}
 		}

@@ -20,8 +20,9 @@
 // Messages name what is wrong and never echo secrets or signatures.
 //
 // Each webhook gets one log line: "webhook accepted" (id, key, lane,
-// duplicate) or "webhook refused" (status, code, message, the webhook-id
-// header, source IP); never a body, a signature or a secret. With
+// duplicate) or "webhook refused" (status, code, reason: the answer's
+// message, the webhook-id header, source IP); never a body, a signature or
+// a secret. With
 // Options.Metrics it also gets one EMF line: Accepted and Duplicate (by
 // Lane and Route), Refused (by ErrorCode, 503 included as "unavailable")
 // and Latency, each also rolled up under the Stack alone.
@@ -229,7 +230,7 @@ func (s *Server) record(r *http.Request, o outcome, took time.Duration) {
 			latency)
 		return
 	}
-	args := []any{"status", o.status, "code", o.code, "message", o.msg,
+	args := []any{"status", o.status, "code", o.code, "reason", o.msg,
 		"id", logID(r.Header.Get("webhook-id")), "source_ip", sourceIP(r)}
 	if o.err != nil {
 		s.opt.Logger.ErrorContext(ctx, "webhook refused", append(args, "key", o.key, "err", o.err)...)
