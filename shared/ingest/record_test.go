@@ -58,8 +58,8 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 
 		type logLine struct {
 			Msg, ID, Key, Lane, Code, Reason, SourceIP string
-			Duplicate                                   *bool
-			Status                                      int
+			Duplicate                                  *bool
+			Status                                     int
 		}
 		var got []logLine
 		for _, l := range logs.lines() {
