@@ -222,3 +222,21 @@ func TestLaneLoadCountsBeyondTheCap(t *testing.T) {
 		}
 	})
 }
+
+// TestG9OldestIndexSafe: the index carries its shard's hash tag (so the
+// scripts touch one slot) and, as queue data, has no TTL.
+func TestG9OldestIndexSafe(t *testing.T) {
+	ks := keyspace{prefix: "hl", shards: 16}
+	if k := ks.oldest(7, "quick"); k != "hl:{07}:oldest:quick" {
+		t.Fatalf("oldest index key %q", k)
+	}
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		f := setup(t, rdb)
+		f.enqueue("quick", "acme:ttl", "a")
+		k := f.e.ks.oldest(f.e.Shard("acme:ttl"), "quick")
+		if ttl := rdb.PTTL(f.ctx, k).Val(); ttl != -1 {
+			t.Fatalf("%s has PTTL %v, want -1 (exists, no TTL)", k, ttl)
+		}
+	})
+}
