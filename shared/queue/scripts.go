@@ -94,10 +94,10 @@ end
 //
 // A key with queued items is always indexed (ready, leased, delayed) or
 // paused, and is in its lane's oldest-item index, so only an item that
-// finds its queue empty does the indexing. A
-// key that is leased with an empty queue is indexed at its lease deadline,
-// so the running drain keeps it. A key whose recorded lane differs from the
-// item's stays in its recorded lane until its queue empties.
+// finds its queue empty does the indexing. A key that is leased with an
+// empty queue is indexed at its lease deadline, so the running drain keeps
+// it. A key whose recorded lane differs from the item's stays in its
+// recorded lane until its queue empties.
 var enqueueCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
