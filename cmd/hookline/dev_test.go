@@ -53,6 +53,26 @@ type devProc struct {
 	mu    sync.Mutex
 	lines []string
 	url   string
+
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when its output ends
+	stopOnce sync.Once
+}
+
+// stop sends SIGINT and waits for dev to exit (10s, then SIGKILL); it
+// reports whether dev exited by itself.
+func (d *devProc) stop() (exited bool) {
+	d.stopOnce.Do(func() {
+		_ = d.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-d.done:
+			exited = true
+		case <-time.After(20 * time.Second):
+			_ = d.cmd.Process.Kill()
+		}
+		_ = d.cmd.Wait()
+	})
+	return exited
 }
 
 func (d *devProc) snapshot() []string {
@@ -87,9 +107,17 @@ func startDev(t *testing.T, env ...string) *devProc {
 // startDevArgs is startDev with extra dev flags.
 func startDevArgs(t *testing.T, args []string, env ...string) *devProc {
 	t.Helper()
-	args = append([]string{"dev", "--addr", "127.0.0.1:0", "--config", "../../examples/hookline.yaml"}, args...)
+	return startDevIn(t, "", append([]string{"--config", "../../examples/hookline.yaml"}, args...), env...)
+}
+
+// startDevIn runs `hookline dev --addr 127.0.0.1:0 args...` in directory
+// dir ("": this one) and waits until it listens.
+func startDevIn(t *testing.T, dir string, args []string, env ...string) *devProc {
+	t.Helper()
+	args = append([]string{"dev", "--addr", "127.0.0.1:0"}, args...)
 	cmd := exec.Command(hooklineBinary(t), args...)
-	cmd.Env = append(os.Environ(), "HOOKLINE_REDIS_URL=", "HOOKLINE_CONFIG=", "HOOKLINE_SIGNING_SECRETS=")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOOKLINE_REDIS_URL=", "HOOKLINE_CONFIG=", "HOOKLINE_SIGNING_SECRETS=", "HOOKLINE_STACK=")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -99,10 +127,9 @@ func startDevArgs(t *testing.T, args []string, env ...string) *devProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &devProc{}
-	done := make(chan struct{})
+	d := &devProc{cmd: cmd, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(d.done)
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			d.mu.Lock()
@@ -111,13 +138,7 @@ func startDevArgs(t *testing.T, args []string, env ...string) *devProc {
 		}
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		_ = cmd.Wait()
+		d.stop()
 		if t.Failed() {
 			t.Logf("dev output:\n%s", strings.Join(d.snapshot(), "\n"))
 		}

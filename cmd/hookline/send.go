@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -52,7 +58,9 @@ webhooks go unsigned. Prefer the environment to --secret, which other users
 of the machine can see in the process list.
 
 A 503 answer or a network error is retried (same id, Retry-After honoured up
-to 5s, at most 5 times). The command fails if any webhook failed.`,
+to 5s, at most 5 times). The command fails if any webhook failed, and prints
+the server's message for each kind of refusal. When nothing listens at the
+URL it says so at once, without retrying.`,
 		Args:         cobra.NoArgs,
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -80,6 +88,10 @@ to 5s, at most 5 times). The command fails if any webhook failed.`,
 
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			ctx, refused := context.WithCancelCause(ctx)
+			defer refused(nil)
+			msgs := &answerMessages{refused: refused}
+			opt.Client = msgs.client(opt.Concurrency)
 			rep, err := sender.Send(ctx, opt)
 			if bar != nil && !bar.IsFinished() {
 				_ = bar.Clear() // interrupted: make room for the summary
@@ -87,7 +99,17 @@ to 5s, at most 5 times). The command fails if any webhook failed.`,
 			if errors.Is(err, sender.ErrInvalidOptions) {
 				return fmt.Errorf("send: %w", err)
 			}
+			var nl *notListening
+			if errors.As(context.Cause(ctx), &nl) {
+				if rep.Sent > 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), summary(rep, keys))
+				}
+				return nl.explain(opt.URL)
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), summary(rep, keys))
+			for _, line := range msgs.lines(rep.Errors) {
+				fmt.Fprintln(cmd.ErrOrStderr(), line)
+			}
 			if err != nil {
 				return fmt.Errorf("send: %w", err)
 			}
@@ -108,6 +130,105 @@ to 5s, at most 5 times). The command fails if any webhook failed.`,
 	f.StringVar(&opt.Run, "run", "", "run id that starts every webhook id (default 6 random hex digits)")
 	f.BoolVar(&quiet, "quiet", false, "no progress bar")
 	return cmd
+}
+
+// notListening is the cause that ends a send when a connection is refused:
+// nothing listens at the URL (dev is not running, or the port is wrong).
+// Retrying, meant for a server that restarts, would only delay the news.
+type notListening struct{ host string }
+
+func (e *notListening) Error() string { return "nothing listens at " + e.host }
+
+func (e *notListening) explain(rawURL string) error {
+	hint := ""
+	if isLocalURL(rawURL) {
+		hint = " (is `hookline dev` running, and on this port? see its --addr)"
+	}
+	return fmt.Errorf("send: nothing listens at %s: connection refused%s", e.host, hint)
+}
+
+// answerMessages keeps the first error message the server gave for each
+// failure cause ("422 unknown_code"), read from the answers' bodies.
+// It also ends the send at the first refused connection.
+type answerMessages struct {
+	mu sync.Mutex
+	m  map[string]string
+	// refused cancels the send with a *notListening cause.
+	refused context.CancelCauseFunc
+}
+
+// client returns the HTTP client send uses: the sender's default, with a
+// transport that records the messages of error answers.
+func (am *answerMessages) client(concurrency int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = concurrency
+	return &http.Client{Timeout: sender.DefaultTimeout, Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := t.RoundTrip(r)
+		if errors.Is(err, syscall.ECONNREFUSED) && am.refused != nil {
+			am.refused(&notListening{host: r.URL.Host})
+		}
+		if err != nil || resp.StatusCode < 400 {
+			return resp, err
+		}
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr == nil {
+			am.record(resp.StatusCode, body)
+		}
+		return resp, nil
+	})}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// maxMessage bounds a printed server message.
+const maxMessage = 200
+
+func (am *answerMessages) record(status int, body []byte) {
+	var b struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if json.Unmarshal(body, &b) != nil || b.Error.Message == "" {
+		return
+	}
+	cause := strconv.Itoa(status)
+	if b.Error.Code != "" {
+		cause += " " + b.Error.Code
+	}
+	msg := strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return ' '
+		}
+		return c
+	}, b.Error.Message)
+	if len(msg) > maxMessage {
+		msg = msg[:maxMessage] + "..."
+	}
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	if am.m == nil {
+		am.m = map[string]string{}
+	}
+	if _, ok := am.m[cause]; !ok {
+		am.m[cause] = msg
+	}
+}
+
+// lines returns one line per failure cause of errs with a recorded message,
+// in the summary's order: "422 unknown_code: no route for this event code".
+func (am *answerMessages) lines(errs map[string]int) []string {
+	am.mu.Lock()
+	defer am.mu.Unlock()
+	var out []string
+	for _, cause := range causesByCount(errs) {
+		if msg, ok := am.m[cause]; ok {
+			out = append(out, cause+": "+msg)
+		}
+	}
+	return out
 }
 
 // splitCodes splits a comma-separated list, trimming spaces around each
@@ -173,21 +294,27 @@ func summary(rep sender.Report, keys int) string {
 	if len(rep.Errors) == 0 {
 		return s
 	}
-	causes := make([]string, 0, len(rep.Errors))
-	for c := range rep.Errors {
-		causes = append(causes, c)
-	}
-	// Most frequent first, then by name.
-	slices.SortFunc(causes, func(a, b string) int {
-		if d := rep.Errors[b] - rep.Errors[a]; d != 0 {
-			return d
-		}
-		return strings.Compare(a, b)
-	})
+	causes := causesByCount(rep.Errors)
 	for i, c := range causes {
 		causes[i] = fmt.Sprintf("%s: %d", c, rep.Errors[c])
 	}
 	return s + " (" + strings.Join(causes, ", ") + ")"
+}
+
+// causesByCount returns the failure causes of errs, most frequent first,
+// then by name.
+func causesByCount(errs map[string]int) []string {
+	causes := make([]string, 0, len(errs))
+	for c := range errs {
+		causes = append(causes, c)
+	}
+	slices.SortFunc(causes, func(a, b string) int {
+		if d := errs[b] - errs[a]; d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return causes
 }
 
 // plural returns word, with an "s" unless n is 1.

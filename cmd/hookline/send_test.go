@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -154,13 +155,41 @@ func TestSendCmdFailures(t *testing.T) {
 		}
 		return http.StatusAccepted, `{"id":"x","key":"y"}`
 	}
-	out, _, err := runSend(t, "--url", st.url, "--count", "2", "--tenants", "2", "--codes", "ok,no.route,too.big,again", "--quiet")
+	out, errOut, err := runSend(t, "--url", st.url, "--count", "2", "--tenants", "2", "--codes", "ok,no.route,too.big,again", "--quiet")
 	if err == nil || err.Error() != "send: 8 of 16 webhooks failed" {
 		t.Fatalf("send error %v, want 8 of 16 failed", err)
 	}
 	want := ": 4 accepted, 4 duplicates, 8 failed (413 body_too_large: 4, 422 unknown_code: 4)\n"
 	if !summaryLine.MatchString(out) || !strings.HasPrefix(out, "sent 16 webhooks to 8 keys in ") || !strings.HasSuffix(out, want) {
 		t.Fatalf("summary %q, want ...%q", out, want)
+	}
+	// The server's message for each cause, in the summary's order.
+	if !strings.HasPrefix(errOut, "413 body_too_large: big\n422 unknown_code: no route\n") {
+		t.Fatalf("stderr %q, want the server's message per cause", errOut)
+	}
+}
+
+// TestSendCmdNothingListens: a refused connection ends the send at once
+// with a message that says so, instead of retrying for seconds.
+func TestSendCmdNothingListens(t *testing.T) {
+	t.Setenv(config.EnvSigningSecrets, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Now()
+	out, _, err := runSend(t, "--url", "http://"+addr+"/webhooks", "--count", "3", "--quiet")
+	want := "send: nothing listens at " + addr + ": connection refused (is `hookline dev` running, and on this port? see its --addr)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("error %v, want %q", err, want)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("took %v to say nothing listens", took)
+	}
+	if out != "" {
+		t.Fatalf("stdout %q, want nothing when nothing was sent", out)
 	}
 }
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -19,6 +20,7 @@ func main() {
 	if err != nil {
 		app.InitFailed("drain", err)
 	}
+	a.Metrics = a.Emitter(os.Stdout)
 	d, err := a.Drainer(nil)
 	if err != nil {
 		app.InitFailed("drain", err)

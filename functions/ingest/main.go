@@ -3,6 +3,8 @@
 package main
 
 import (
+	"os"
+
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/ingest"
@@ -13,6 +15,7 @@ func main() {
 	if err != nil {
 		app.InitFailed("ingest", err)
 	}
+	a.Metrics = a.Emitter(os.Stdout)
 	srv, err := a.Ingest()
 	if err != nil {
 		app.InitFailed("ingest", err)

@@ -15,7 +15,6 @@ import (
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/schedule"
-	"github.com/hookline/hookline/shared/telemetry"
 )
 
 func main() {
@@ -31,7 +30,7 @@ func main() {
 		app.InitFailed("scheduler", err)
 	}
 	inv := schedule.NewLambdaInvoker(awslambda.NewFromConfig(awsCfg), a.Config.DrainFunction)
-	metrics := telemetry.NewEmitter(os.Stdout)
+	metrics := a.Emitter(os.Stdout)
 	lambda.StartHandlerFunc(func(ctx context.Context, _ json.RawMessage) (schedule.Stats, error) {
 		owner := ""
 		if lc, ok := lambdacontext.FromContext(ctx); ok {

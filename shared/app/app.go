@@ -7,7 +7,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/hookline/hookline/shared/clock"
@@ -30,6 +32,9 @@ type App struct {
 	Engine *queue.Engine
 	Logger *slog.Logger
 	Clock  clock.Clock
+	// Metrics receives the EMF lines of the ingest server and the drainers
+	// built afterwards (see Emitter); nil: none.
+	Metrics *telemetry.Emitter
 	// local, when set, is how ingest and drains built afterwards wake the
 	// scheduler in this process (`hookline dev`); unset, they signal it
 	// through Redis (Engine.Wake), as the Lambda functions do.
@@ -62,6 +67,17 @@ func NewWith(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logger)
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return &App{Config: cfg, Redis: rdb, Engine: e, Logger: logger, Clock: clock.Real{}}, nil
+}
+
+// Emitter returns an EMF emitter writing to w (os.Stdout in Lambda) in the
+// configured namespace, with the configured stack as the Stack dimension
+// of every metric.
+func (a *App) Emitter(w io.Writer) *telemetry.Emitter {
+	return telemetry.New(w, telemetry.Options{
+		Namespace:  a.Config.Metrics.Namespace,
+		Dimensions: map[string]string{"Stack": a.Config.Metrics.Stack},
+		Clock:      a.Clock,
+	})
 }
 
 // Redis returns a client for r, with the password of its URL if any: a
@@ -107,6 +123,7 @@ func (a *App) Ingest() (*ingest.Server, error) {
 		},
 		Clock:   a.Clock,
 		Logger:  a.Logger,
+		Metrics: a.Metrics,
 		OnReady: a.wake,
 	})
 }
@@ -151,7 +168,9 @@ func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, boo
 		default:
 			var ok bool
 			if h, ok = reg.Lookup(rc.Handler); !ok {
-				return nil, fmt.Errorf("app: routes.%s.handler: %q is neither built in (forward, log) nor registered", code, rc.Handler)
+				known := slices.Concat([]string{config.HandlerForward, config.HandlerLog}, reg.Names())
+				return nil, a.Config.SettingError(config.RouteSetting(code, "handler"),
+					fmt.Sprintf("%q is neither built in (forward, log) nor registered", rc.Handler), config.DidYouMean(rc.Handler, known))
 			}
 		}
 		routes[code] = drain.Route{Handler: h, MaxAttempts: rc.MaxAttempts, Policy: rc.OnExhausted}
@@ -179,12 +198,14 @@ func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
 		Margin:  time.Duration(a.Config.Drain.Margin),
 		Clock:   a.Clock,
 		Logger:  a.Logger,
+		Metrics: a.Metrics,
 		Wake:    a.wake,
 	})
 }
 
 // Scheduler returns a scheduler dispatching through inv, identified by owner
-// (an invocation id), emitting metrics to metrics when not nil.
+// (an invocation id), emitting metrics to metrics when not nil (usually
+// a.Metrics).
 func (a *App) Scheduler(inv schedule.Invoker, owner string, metrics *telemetry.Emitter) (*schedule.Scheduler, error) {
 	caps := make(map[string]int, len(a.Config.Lanes))
 	for name, l := range a.Config.Lanes {
@@ -202,6 +223,10 @@ func (a *App) Scheduler(inv schedule.Invoker, owner string, metrics *telemetry.E
 		Clock:        a.Clock,
 		Logger:       a.Logger,
 		Metrics:      metrics,
+		RouteLane: func(code string) (string, bool) {
+			r, ok := a.Config.Route(code)
+			return r.Lane, ok
+		},
 	})
 }
 

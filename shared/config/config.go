@@ -40,6 +40,9 @@ const (
 	// EnvRedisTokenARN names a Secrets Manager secret holding the Redis AUTH
 	// token, read at init.
 	EnvRedisTokenARN = "HOOKLINE_REDIS_TOKEN_ARN"
+	// EnvStack overrides metrics.stack: the Stack dimension of every
+	// metric (the SAM template sets it to the stack name).
+	EnvStack = "HOOKLINE_STACK"
 )
 
 // Built-in handler names. Any other handler name is a registered Go handler.
@@ -85,6 +88,8 @@ type Config struct {
 	Scheduler Scheduler `yaml:"scheduler"`
 	// Drain tunes the drain function and its leases.
 	Drain Drain `yaml:"drain"`
+	// Metrics says where the functions' CloudWatch metrics go.
+	Metrics Metrics `yaml:"metrics"`
 
 	// Redis says how to reach Redis. From the environment only.
 	Redis Redis `yaml:"-"`
@@ -102,6 +107,8 @@ type Config struct {
 
 	// prefixFrom names where Prefix came from, for error messages.
 	prefixFrom string
+	// lines maps the path of each setting in the file to its line.
+	lines map[string]int
 }
 
 // Lane is the capacity of one lane.
@@ -236,6 +243,22 @@ type Drain struct {
 	RateMargin Duration `yaml:"rate_margin"`
 }
 
+// Metrics says where the functions' CloudWatch metrics (Embedded Metric
+// Format lines in their logs) go.
+type Metrics struct {
+	// Namespace is the CloudWatch namespace: 1..255 of A-Z, a-z, 0-9, '.',
+	// '-', '_', '/', '#', ':' and space, not starting with "AWS/". Default
+	// "hookline".
+	Namespace string `yaml:"namespace"`
+	// Stack is the value of the Stack dimension every metric carries, so
+	// that two deployments in one account and namespace keep their metrics
+	// apart: 1..255 printable ASCII characters without space.
+	// HOOKLINE_STACK overrides it. Default "hookline".
+	Stack string `yaml:"stack"`
+	// stackFrom names where Stack came from, for error messages.
+	stackFrom string
+}
+
 // document is the file's shape: Config, with max_body read as a size.
 type document struct {
 	Config  `yaml:",inline"`
@@ -292,9 +315,11 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 	c := &doc.Config
 	c.MaxBody = int64(doc.MaxBody)
+	c.lines = settingLines(data)
 	c.applyEnv(getenv, &p)
 	c.setDefaults()
 	p.addJoined(c.validate())
+	p.locate(c.lines)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -321,6 +346,10 @@ func (c *Config) applyEnv(getenv func(string) string, p *problems) {
 		c.SigningSecrets = secrets
 	}
 	c.DrainFunction = strings.TrimSpace(getenv(EnvDrainFunction))
+	c.Metrics.stackFrom = "metrics.stack"
+	if v := strings.TrimSpace(getenv(EnvStack)); v != "" {
+		c.Metrics.Stack, c.Metrics.stackFrom = v, EnvStack
+	}
 
 	for _, code := range slices.Sorted(maps.Keys(c.Routes)) {
 		r := c.Routes[code]
@@ -410,6 +439,8 @@ func (c *Config) setDefaults() {
 	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
 	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(50*time.Millisecond))
 	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(20*time.Millisecond))
+	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, "hookline")
+	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, "hookline")
 }
 
 // Route returns the route for event code, and whether there is one.
@@ -448,6 +479,24 @@ func (c *Config) RequireSigningSecrets() error {
 		return &problem{setting: EnvSigningSecrets, msg: "required unless verify is none (or give " + EnvSigningSecretsARN + ")"}
 	}
 	return nil
+}
+
+// SettingError returns an error about the setting at path in the file
+// ("routes.post-create.handler"), in the form of Load's errors, with the
+// line of the setting, or of the closest enclosing one the file has, and
+// hint, if not empty, after it:
+//
+//	config: routes.post-create.handler: "fwd" is not registered (line 12); did you mean "forward"?
+//
+// Use it for problems found after Load, such as an unknown handler name.
+func (c *Config) SettingError(path, msg, hint string) error {
+	return &problem{setting: path, msg: msg, line: lineOf(c.lines, path), hint: hint}
+}
+
+// RouteSetting returns the path of setting field of the route for code,
+// for SettingError: "routes.<code>.<field>", quoting an unusual code.
+func RouteSetting(code, field string) string {
+	return joinPath(joinPath("routes", code), field)
 }
 
 // RequireDrainFunction reports an error naming HOOKLINE_DRAIN_FUNCTION when

@@ -120,8 +120,10 @@ func TestDefaults(t *testing.T) {
 			MaxRateWait: Duration(50 * time.Millisecond),
 			RateMargin:  Duration(20 * time.Millisecond),
 		},
+		Metrics:    Metrics{Namespace: "hookline", Stack: "hookline", stackFrom: "metrics.stack"},
 		Redis:      Redis{Auth: RedisAuthNone},
 		prefixFrom: "prefix",
+		lines:      settingLines([]byte(minimalYAML)),
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", c, want)

@@ -6,9 +6,14 @@
 // with an error naming the setting, never inside an invocation. Load reports
 // every problem it finds at once, one per line:
 //
-//	config: routes.post-create.lane: "medium" is not a defined lane
+//	config: routes.post-create.lane: "medium" is not a defined lane (line 9)
 //	config: lanes.quick.quantum: want a duration such as "20s" or "1m30s", got "20" (line 4)
+//	config: routes.post-create.max_attempt: unknown setting (line 12); did you mean "max_attempts"?
 //	config: HOOKLINE_REDIS_URL: scheme must be redis or rediss
+//
+// Every problem with a setting of the file names its line (a missing
+// setting: the line of the one that should hold it), and an unknown
+// setting name gets the nearest known one as a hint.
 //
 // The names in the file are a public contract: they do not change.
 //
@@ -60,6 +65,10 @@
 //	  margin: 3s
 //	  max_rate_wait: 50ms
 //	  rate_margin: 20ms
+//
+//	metrics:
+//	  namespace: hookline
+//	  stack: hookline               # HOOKLINE_STACK overrides it
 //
 // An absent setting, and one set to zero, takes its default. A setting the
 // package does not know is an error, so a misspelt name never goes unnoticed.
@@ -213,6 +222,19 @@
 //     and its arrival. Raise it if a provider counts arrivals strictly over a
 //     jittery network.
 //
+// # Metrics
+//
+// metrics says where the functions' CloudWatch metrics go (Embedded Metric
+// Format lines in their logs; README, Operations, lists them):
+//
+//   - namespace (default "hookline"): the CloudWatch namespace, 1..255 of
+//     A-Z, a-z, 0-9, '.', '-', '_', '/', '#', ':' and space, not starting
+//     with "AWS/".
+//   - stack (default "hookline"): the value of the Stack dimension every
+//     metric carries, so that two deployments in one account and namespace
+//     keep their metrics apart. HOOKLINE_STACK overrides it; the SAM
+//     template sets that to the stack name.
+//
 // # Durations
 //
 // Durations are Go duration strings: "500ms", "20s", "1m30s", "24h". A bare
@@ -233,6 +255,7 @@
 //     one unless verify is none (see [Config.RequireSigningSecrets]).
 //   - HOOKLINE_DRAIN_FUNCTION: name or ARN of the drain function the scheduler
 //     invokes (see [Config.RequireDrainFunction]).
+//   - HOOKLINE_STACK: overrides metrics.stack.
 //
 // Secrets are never printed: [Config.String] and [Config.LogValue] redact the
 // signing secrets, route secrets and header values, and the passwords in

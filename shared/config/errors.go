@@ -18,6 +18,8 @@ type problem struct {
 	msg     string
 	// line is the line in the file, or 0.
 	line int
+	// hint follows the line, such as `did you mean "shards"?`.
+	hint string
 }
 
 func (e *problem) Error() string {
@@ -32,6 +34,10 @@ func (e *problem) Error() string {
 	b.WriteString(e.msg)
 	if e.setting != "" && e.line > 0 {
 		fmt.Fprintf(&b, " (line %d)", e.line)
+	}
+	if e.hint != "" {
+		b.WriteString("; ")
+		b.WriteString(e.hint)
 	}
 	return b.String()
 }
@@ -79,9 +85,60 @@ func (p *problems) isUndecoded(setting string) bool {
 
 func (p *problems) err() error { return errors.Join(p.list...) }
 
+// locate gives the problems about settings of the file that have no line
+// the line of their setting, or of the closest enclosing setting the file
+// has (for a required setting that is missing).
+func (p *problems) locate(lines map[string]int) {
+	for _, e := range p.list {
+		if pr, ok := e.(*problem); ok && pr.line == 0 && pr.setting != "" && !strings.HasPrefix(pr.setting, "HOOKLINE_") {
+			pr.line = lineOf(lines, pr.setting)
+		}
+	}
+}
+
+// settingLines maps the path of every setting in data to its line.
+func settingLines(data []byte) map[string]int {
+	idx := indexNodes(data)
+	lines := make(map[string]int, len(idx))
+	for _, e := range idx {
+		lines[e.path] = e.key.Line
+	}
+	return lines
+}
+
+// lineOf returns the line of the setting at path, or of the closest
+// enclosing setting in lines; 0 if none.
+func lineOf(lines map[string]int, path string) int {
+	for path != "" {
+		if n, ok := lines[path]; ok {
+			return n
+		}
+		path = parentPath(path)
+	}
+	return 0
+}
+
+// parentPath returns the path of the setting that holds the one at path:
+// "routes.x" for "routes.x.lane", "routes" for routes["a b"], "" at the top.
+func parentPath(path string) string {
+	if strings.HasSuffix(path, "]") {
+		if i := strings.LastIndex(path, "["); i >= 0 {
+			return path[:i]
+		}
+		return ""
+	}
+	if i := strings.LastIndexAny(path, ".]"); i >= 0 {
+		if path[i] == ']' {
+			return path[:i+1]
+		}
+		return path[:i]
+	}
+	return ""
+}
+
 // Messages of yaml.v3's decoding errors, and of nodeError.
 var (
-	reUnknown   = regexp.MustCompile(`^line (\d+): field (.*) not found in type \S+$`)
+	reUnknown   = regexp.MustCompile(`^line (\d+): field (.*) not found in type (\S+)$`)
 	reType      = regexp.MustCompile("(?s)^line (\\d+): cannot unmarshal (!!\\w+)(?: `(.*)`)? into (.+)$")
 	reDuplicate = regexp.MustCompile(`^line (\d+): mapping key (".*") already defined at line (\d+)$`)
 	reAt        = regexp.MustCompile(`(?s)^line (\d+) column (\d+): (.*)$`)
@@ -114,12 +171,13 @@ func rewrite(m string, idx []entry) (pr *problem, undecoded string, ok bool) {
 	}
 	if s := reUnknown.FindStringSubmatch(m); s != nil {
 		line := atoi(s[1])
+		hint := DidYouMean(s[2], knownSettings(s[3]))
 		for _, e := range idx {
 			if e.key.Line == line && e.key.Value == s[2] {
-				return &problem{setting: e.path, msg: "unknown setting", line: line}, "", false
+				return &problem{setting: e.path, msg: "unknown setting", line: line, hint: hint}, "", false
 			}
 		}
-		return &problem{msg: fmt.Sprintf("unknown setting %q", s[2]), line: line}, "", false
+		return &problem{msg: fmt.Sprintf("unknown setting %q", s[2]), line: line, hint: hint}, "", false
 	}
 	if s := reDuplicate.FindStringSubmatch(m); s != nil {
 		// yaml.v3 decodes nothing of a mapping with a duplicate key.

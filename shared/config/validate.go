@@ -118,9 +118,30 @@ func (c *Config) validate() error {
 	v.durRange("drain.margin", c.Drain.Margin, time.Millisecond, maxLambdaWait)
 	v.durRange("drain.max_rate_wait", c.Drain.MaxRateWait, time.Millisecond, maxLambdaWait)
 	v.durRange("drain.rate_margin", c.Drain.RateMargin, time.Millisecond, time.Second)
+	c.validateMetrics(&v)
 
 	c.validateEnv(&v)
 	return errors.Join(v.errs...)
+}
+
+// namespaceRe is what CloudWatch accepts as a namespace.
+var namespaceRe = regexp.MustCompile(`^[A-Za-z0-9._/#: -]{1,255}$`)
+
+func (c *Config) validateMetrics(v *checker) {
+	m := c.Metrics
+	switch {
+	case !namespaceRe.MatchString(m.Namespace):
+		v.add("metrics.namespace", "%q: want 1..255 of A-Z, a-z, 0-9, '.', '-', '_', '/', '#', ':' and space", m.Namespace)
+	case strings.HasPrefix(m.Namespace, "AWS/"):
+		v.add("metrics.namespace", "%q: namespaces starting with AWS/ are AWS's own", m.Namespace)
+	}
+	ok := len(m.Stack) >= 1 && len(m.Stack) <= 255
+	for i := 0; ok && i < len(m.Stack); i++ {
+		ok = m.Stack[i] > ' ' && m.Stack[i] <= '~'
+	}
+	if !ok {
+		v.add(cmp.Or(m.stackFrom, "metrics.stack"), "%q: want 1..255 printable ASCII characters without space", m.Stack)
+	}
 }
 
 // validateTenant checks that Tenant is a JSON pointer (RFC 6901).

@@ -23,6 +23,7 @@ import (
 	"github.com/hookline/hookline/shared/clock"
 	"github.com/hookline/hookline/shared/handler"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/telemetry"
 )
 
 // Route is what the drain needs of a route: its handler and failure policy.
@@ -51,6 +52,11 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives one line per handled item. Default slog.Default().
 	Logger *slog.Logger
+	// Metrics receives one EMF line per key worked (more for a key with
+	// over 100 items in one turn): its items' outcomes, handler durations,
+	// rate-limit waits and lags, with dimensions Lane and Route. Nil: no
+	// metrics.
+	Metrics *telemetry.Emitter
 	// Wake, if set, is called when a drain stops taking keys for lack of
 	// time while its lane may still have ready keys, so the scheduler can
 	// dispatch a fresh drain (Engine.Wake, or the in-process scheduler's
@@ -231,6 +237,8 @@ func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, act
 	defer cancel()
 	hb.set(&l, cancel)
 	defer hb.set(nil, nil)
+	m := d.keyMetrics(l)
+	defer func() { _ = m.flush(d.opt.Clock.Now()) }()
 
 	b, err := d.e.Step(keyCtx, &l, queue.Step{Activate: activate, Fetch: d.opt.Batch, Release: true})
 	switch {
@@ -242,7 +250,7 @@ func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, act
 		return LeaseLost, err
 	}
 	res.Keys++
-	out, notBefore, err := d.work(keyCtx, &l, b, stopAt, quit, res)
+	out, notBefore, err := d.work(keyCtx, &l, b, stopAt, quit, res, m)
 	if hb.leaseLost() {
 		return LeaseLost, nil // another holder has the key now
 	}
@@ -383,7 +391,7 @@ func (hb *heartbeat) stop() {
 // empty, stopAt passes, or a failure ends the lease. Each handled item costs
 // one step: its ack, with the next batch read along when the one in hand is
 // used up. It returns the outcome and, for Throttled, when to resume.
-func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stopAt time.Time, quit <-chan struct{}, res *Result) (Outcome, time.Time, error) {
+func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stopAt time.Time, quit <-chan struct{}, res *Result, m *keyMetrics) (Outcome, time.Time, error) {
 	for {
 		if b.Released {
 			return Emptied, time.Time{}, nil
@@ -414,7 +422,7 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 				attempt = attempts + 1
 			}
 			last := i == len(items)-1
-			out, notBefore, next, err := d.handle(ctx, l, it, attempt, last, res)
+			out, notBefore, next, err := d.handle(ctx, l, it, attempt, last, res, m)
 			if err != nil || out != "" {
 				return out, notBefore, err
 			}
@@ -429,20 +437,29 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 // outcome means: go on with the next item. When last is set (the item is
 // the last one in hand), the step that acks it also reads the next batch,
 // returned as next; after a dead letter next is nil and the caller reads.
-func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, last bool, res *Result) (Outcome, time.Time, *queue.Batch, error) {
+//
+// Its log line gives the handler's time without its rate-limit wait (ms)
+// and the wait apart (rate_wait_ms).
+func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, last bool, res *Result, m *keyMetrics) (Outcome, time.Time, *queue.Batch, error) {
 	start := d.opt.Clock.Now()
 	route, ok := d.opt.Routes(it.Code)
 	var herr error
+	var wait, took time.Duration
 	if !ok {
 		route = Route{MaxAttempts: 1, Policy: queue.DeadLetter}
 		herr = handler.Permanent(fmt.Errorf("no route for event code %q", it.Code))
 	} else {
-		herr = safeHandle(ctx, route.Handler, newEvent(it, l, attempt))
+		ev := newEvent(it, l, attempt)
+		herr = safeHandle(ctx, route.Handler, ev)
+		wait = max(ev.RateWait, 0)
+		took = max(d.opt.Clock.Now().Sub(start)-wait, 0)
 	}
 	log := func(result string, args ...any) {
 		d.opt.Logger.InfoContext(ctx, "item", append([]any{"key", l.Key, "id", it.ID, "attempt", attempt,
-			"result", result, "ms", d.opt.Clock.Now().Sub(start).Milliseconds()}, args...)...)
+			"result", result, "ms", took.Milliseconds(), "rate_wait_ms", wait.Milliseconds()}, args...)...)
 	}
+	var throttled *handler.ThrottledError
+	m.item(ok && !errors.As(herr, &throttled), took, wait)
 	if herr == nil {
 		st := queue.Step{Ack: []string{it.ID}, ResetAttempts: attempt > 1}
 		if last {
@@ -453,14 +470,16 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 			return LeaseLost, time.Time{}, nil, err
 		}
 		res.Handled++
+		m.count(mHandled)
+		m.observe(mLag, start.Sub(it.ReceivedAt))
 		log("ok")
 		if !last {
 			next = nil
 		}
 		return "", time.Time{}, next, nil
 	}
-	var throttled *handler.ThrottledError
-	if errors.As(herr, &throttled) {
+	if throttled != nil {
+		m.count(mThrottled)
 		log("throttled", "until", throttled.At)
 		return Throttled, throttled.At, nil, nil
 	}
@@ -483,6 +502,7 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 	switch fr.Outcome {
 	case queue.DeadLettered:
 		res.Dead++
+		m.count(mDeadLettered)
 		log("dead-letter", "err", herr.Error())
 		if last {
 			// The next batch is read by the caller's loop (an empty read).
@@ -490,9 +510,11 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		}
 		return "", time.Time{}, nil, nil
 	case queue.Parked:
+		m.count(mParked)
 		log("parked", "err", herr.Error())
 		return Parked, time.Time{}, nil, nil
 	}
+	m.count(mRetried)
 	log("retry", "err", herr.Error(), "ready_at", fr.ReadyAt)
 	return Retrying, time.Time{}, nil, nil
 }

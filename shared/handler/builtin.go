@@ -174,6 +174,7 @@ func (f *Forward) Handle(ctx context.Context, ev *Event) error {
 		if err := clock.Sleep(ctx, res.Wait); err != nil {
 			return fmt.Errorf("forward %s: waiting for a rate-limit slot: %w", f.safeURL, err)
 		}
+		ev.RateWait += res.Wait
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()

@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -48,6 +50,12 @@ type Event struct {
 	// claim of the key, so a downstream system can refuse writes carrying a
 	// token older than one it has seen.
 	Token int64
+	// RateWait is set by the handler: how long it waited for a rate-limit
+	// slot before its call. forward sets it; a custom handler that waits
+	// for a limiter of its own may add its waits. The drain reports the
+	// handler's time without it (metric HandlerDuration, log ms) and the
+	// wait apart (RateWait, rate_wait_ms).
+	RateWait time.Duration
 }
 
 // Handler processes events.
@@ -139,6 +147,13 @@ func (r *Registry) RegisterSafely(name string, h Handler) error {
 	}
 	r.m[name] = h
 	return nil
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return slices.Sorted(maps.Keys(r.m))
 }
 
 // Lookup returns the handler registered under name.

@@ -235,10 +235,15 @@ func TestForwardDefaultRateWait(t *testing.T) {
 			if err := f.Handle(context.Background(), event()); err != nil {
 				t.Fatal(err)
 			}
-			err = f.Handle(context.Background(), event())
+			ev := event()
+			err = f.Handle(context.Background(), ev)
 			var th *ThrottledError
 			if got := errors.As(err, &th); got != c.throttled || (!got && err != nil) {
 				t.Fatalf("1/%s, second call: %v, want throttled %v", c.per, err, c.throttled)
+			}
+			// The wait for the slot is reported apart from the call.
+			if !c.throttled && (ev.RateWait <= 0 || ev.RateWait > c.per) {
+				t.Fatalf("1/%s: RateWait %v, want the sleep for the slot (0 < wait <= %v)", c.per, ev.RateWait, c.per)
 			}
 			// The key comes back half the 50ms bound before the slot, so
 			// the next Reserve reaches it and calls on time.
@@ -361,6 +366,10 @@ func TestRegistry(t *testing.T) {
 	}()
 	if got, ok := r.Lookup("log"); !ok || got == nil {
 		t.Fatal("lookup failed")
+	}
+	r.Register("crm", h)
+	if names := r.Names(); len(names) != 2 || names[0] != "crm" || names[1] != "log" {
+		t.Fatalf("names %v", names)
 	}
 	if err := h.Handle(context.Background(), event()); err != nil {
 		t.Fatal(err)

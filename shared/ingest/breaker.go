@@ -15,12 +15,12 @@ const (
 	breakerProbe     = 200 * time.Millisecond
 )
 
-// outcome is what came of a Redis call the breaker admitted.
-type outcome int
+// verdict is what came of a Redis call the breaker admitted.
+type verdict int
 
 const (
 	// succeeded: Redis took the call.
-	succeeded outcome = iota
+	succeeded verdict = iota
 	// failed: Redis did not answer in time or could not take the write.
 	failed
 	// neutral: the call tells nothing about Redis (the request was refused
@@ -75,7 +75,7 @@ type transition struct {
 }
 
 // record takes the outcome of a call admitted by admit.
-func (b *breaker) record(probe bool, o outcome) transition {
+func (b *breaker) record(probe bool, v verdict) transition {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -83,7 +83,7 @@ func (b *breaker) record(probe bool, o outcome) transition {
 		b.probing = false
 	}
 	var t transition
-	switch o {
+	switch v {
 	case succeeded:
 		b.fails = 0
 		if b.open {

@@ -24,6 +24,14 @@
 // unreachable (two failed calls in a row), webhooks are answered 503 at once
 // without calling it, and one request at most every 200 ms probes it: the
 // first that gets through closes the circuit again.
+//
+// Each webhook gets one log line: "webhook accepted" (id, key, lane,
+// duplicate) or "webhook refused" (status, code, reason: the answer's
+// message, the webhook-id header, source IP); never a body, a signature or
+// a secret. With
+// Options.Metrics it also gets one EMF line: Accepted and Duplicate (by
+// Lane and Route), Refused (by ErrorCode, 503 included as "unavailable")
+// and Latency, each also rolled up under the Stack alone.
 package ingest
 
 import (
@@ -35,6 +43,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,6 +51,7 @@ import (
 
 	"github.com/hookline/hookline/shared/clock"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/telemetry"
 	"github.com/hookline/hookline/shared/webhook"
 )
 
@@ -75,8 +85,11 @@ type Options struct {
 	StorageTimeout time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
-	// Logger gets one line per refused or failed request. Default slog.Default().
+	// Logger gets one line per webhook, accepted or refused. Default
+	// slog.Default().
 	Logger *slog.Logger
+	// Metrics receives one EMF line per webhook. Nil: no metrics.
+	Metrics *telemetry.Emitter
 	// OnReady, if set, is called after a webhook made its key ready (the
 	// key was idle), to wake the scheduler.
 	OnReady func(ctx context.Context)
@@ -147,78 +160,161 @@ type Accepted struct {
 	Duplicate bool   `json:"duplicate,omitempty"`
 }
 
+// outcome is what became of one POST /webhooks.
+type outcome struct {
+	status int
+	// code and msg describe a refusal.
+	code, msg string
+	// Of an accepted webhook.
+	id, key, lane, route string
+	duplicate, ready     bool
+	// err is why storing failed (503); probe tells whether that call was
+	// the breaker's probe. A 503 without err was shed by the open breaker.
+	probe bool
+	err   error
+}
+
+func refused(status int, code, msg string) outcome {
+	return outcome{status: status, code: code, msg: msg}
+}
+
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) {
+	start := s.opt.Clock.Now()
+	o := s.receive(r)
+	switch {
+	case o.status == http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
+		writeError(w, o.status, o.code, o.msg)
+	case o.code != "":
+		writeError(w, o.status, o.code, o.msg)
+	default:
+		writeJSON(w, o.status, Accepted{ID: o.id, Key: o.key, Duplicate: o.duplicate})
+	}
+	s.record(r, o, s.opt.Clock.Now().Sub(start))
+}
+
+// receive verifies, parses, routes and stores one webhook.
+func (s *Server) receive(r *http.Request) outcome {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		s.refuse(r, w, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
-		return
+		return refused(http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
 	}
 	limit := s.opt.MaxBody
 	if r.ContentLength > limit {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
-		return
+		return refused(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, "unreadable_body", "the request body could not be read")
-		return
+		return refused(http.StatusBadRequest, "unreadable_body", "the request body could not be read")
 	}
 	if int64(len(body)) > limit {
-		s.refuse(r, w, http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
-		return
+		return refused(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("body is over the %d-byte limit", limit))
 	}
 	now := s.opt.Clock.Now()
 	if err := s.opt.Verifier.Verify(webhook.HTTPHeaders(r.Header), body, now); err != nil {
-		s.refuse(r, w, http.StatusUnauthorized, cmp.Or(webhook.ErrorCode(err), "signature_invalid"), err.Error())
-		return
+		return refused(http.StatusUnauthorized, cmp.Or(webhook.ErrorCode(err), "signature_invalid"), err.Error())
 	}
 	p, err := webhook.Parse(body, s.opt.TenantPointer)
 	if err != nil {
-		s.refuse(r, w, http.StatusBadRequest, cmp.Or(webhook.ErrorCode(err), "bad_request"), err.Error())
-		return
+		return refused(http.StatusBadRequest, cmp.Or(webhook.ErrorCode(err), "bad_request"), err.Error())
 	}
 	lane, ok := s.opt.Lane(p.Code)
 	if !ok {
-		s.refuse(r, w, http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
-		return
+		return refused(http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
 	}
 	id := strings.TrimSpace(r.Header.Get("webhook-id"))
 	if id != "" && queue.ValidateID(id) != nil {
-		s.refuse(r, w, http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
-		return
+		return refused(http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
 	}
 	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(p.Code, r.Header)}
 	call, probe := s.brk.admit()
 	if !call {
-		s.unavailable(w)
-		return
+		// The breaker is open: answer at once, without calling Redis.
+		return refused(http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
 	}
+	// The enqueue and the scheduler's wake-up share the storage timeout.
 	ctx, cancel := context.WithTimeout(r.Context(), s.opt.StorageTimeout)
 	defer cancel()
 	res, err := s.enqueue(ctx, probe, lane, it)
 	if errors.Is(err, queue.ErrInvalidHeader) {
-		s.record(r, probe, neutral, nil)
-		s.refuse(r, w, http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
-		return
+		s.note(r, probe, neutral, nil)
+		return refused(http.StatusBadRequest, "invalid_header", "a kept header holds a line break")
 	}
 	if err != nil {
-		o := failed
+		v := failed
 		if r.Context().Err() != nil {
-			o = neutral // the caller went away; that says nothing about Redis
+			v = neutral // the caller went away; that says nothing about Redis
 		}
-		s.record(r, probe, o, err)
-		s.opt.Logger.ErrorContext(r.Context(), "enqueue failed", "key", it.Key(), "probe", probe, "err", err)
-		s.unavailable(w)
-		return
+		s.note(r, probe, v, err)
+		o := refused(http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
+		o.key, o.probe, o.err = it.Key(), probe, err
+		return o
 	}
-	s.record(r, probe, succeeded, nil)
+	s.note(r, probe, succeeded, nil)
+	o := outcome{status: http.StatusAccepted, id: res.ID, key: res.Key, lane: lane, route: p.Code, ready: res.Ready}
 	if !res.New {
-		writeJSON(w, http.StatusOK, Accepted{ID: res.ID, Key: res.Key, Duplicate: true})
-		return
+		o.status, o.duplicate = http.StatusOK, true
+		return o
 	}
 	if res.Ready && s.opt.OnReady != nil {
 		s.opt.OnReady(ctx) // within what is left of the storage timeout
 	}
-	writeJSON(w, http.StatusAccepted, Accepted{ID: res.ID, Key: res.Key})
+	return o
+}
+
+// record writes the log line and the EMF line of one webhook.
+func (s *Server) record(r *http.Request, o outcome, took time.Duration) {
+	ctx := r.Context()
+	latency := telemetry.Metric{Name: "Latency", Unit: telemetry.Milliseconds, Value: float64(took.Microseconds()) / 1000, Sets: [][]string{{}}}
+	if o.code == "" {
+		s.opt.Logger.InfoContext(ctx, "webhook accepted", "id", o.id, "key", o.key, "lane", o.lane, "duplicate", o.duplicate)
+		sets := [][]string{{"Lane", "Route"}, {}}
+		_ = s.opt.Metrics.Emit(s.opt.Clock.Now(), map[string]string{"Lane": o.lane, "Route": o.route},
+			telemetry.Metric{Name: "Accepted", Unit: telemetry.Count, Value: float64(flag(!o.duplicate)), Sets: sets},
+			telemetry.Metric{Name: "Duplicate", Unit: telemetry.Count, Value: float64(flag(o.duplicate)), Sets: sets},
+			latency)
+		return
+	}
+	args := []any{"status", o.status, "code", o.code, "reason", o.msg,
+		"id", logID(r.Header.Get("webhook-id")), "source_ip", sourceIP(r)}
+	if o.err != nil {
+		s.opt.Logger.ErrorContext(ctx, "webhook refused", append(args, "key", o.key, "probe", o.probe, "err", o.err)...)
+	} else {
+		s.opt.Logger.InfoContext(ctx, "webhook refused", args...)
+	}
+	_ = s.opt.Metrics.Emit(s.opt.Clock.Now(), map[string]string{"ErrorCode": o.code},
+		telemetry.Metric{Name: "Refused", Unit: telemetry.Count, Value: 1, Sets: [][]string{{"ErrorCode"}, {}}},
+		latency)
+}
+
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// logID returns the webhook-id header for a log line: trimmed, at most
+// MaxIDLen bytes, control characters replaced (it is the sender's text).
+func logID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > queue.MaxIDLen {
+		v = v[:queue.MaxIDLen] + "..."
+	}
+	return strings.Map(func(c rune) rune {
+		if c < ' ' || c == 0x7f {
+			return '?'
+		}
+		return c
+	}, v)
+}
+
+// sourceIP returns the client address of r without its port: API Gateway's
+// source IP behind the Lambda adapters, the peer's address otherwise.
+func sourceIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // enqueue stores it. The breaker's probe dials Redis first: a refused dial
@@ -232,15 +328,9 @@ func (s *Server) enqueue(ctx context.Context, probe bool, lane string, it *queue
 	return s.opt.Engine.Enqueue(ctx, lane, it)
 }
 
-// unavailable answers 503: Redis cannot take the write now.
-func (s *Server) unavailable(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(s.opt.RetryAfter.Seconds())))
-	writeError(w, http.StatusServiceUnavailable, "unavailable", "storage is unavailable; retry later")
-}
-
-// record tells the breaker how a call went and logs when it opens or closes.
-func (s *Server) record(r *http.Request, probe bool, o outcome, err error) {
-	t := s.brk.record(probe, o)
+// note tells the breaker how a call went and logs when it opens or closes.
+func (s *Server) note(r *http.Request, probe bool, v verdict, err error) {
+	t := s.brk.record(probe, v)
 	switch {
 	case t.opened:
 		s.opt.Logger.WarnContext(r.Context(), "storage unreachable: answering 503 without calling Redis until a probe gets through",
@@ -273,12 +363,6 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-// refuse logs and answers a client error.
-func (s *Server) refuse(r *http.Request, w http.ResponseWriter, status int, code, msg string) {
-	s.opt.Logger.InfoContext(r.Context(), "webhook refused", "status", status, "code", code)
-	writeError(w, status, code, msg)
 }
 
 // isJSON accepts application/json and any application/*+json type.

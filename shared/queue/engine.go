@@ -332,13 +332,13 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 		for len(idx) > 0 {
 			chunk := idx[:min(len(idx), maxEnqueueChunk)]
 			idx = idx[len(chunk):]
-			keys := make([]string, 0, 1+4*len(chunk))
+			keys := make([]string, 0, 1+5*len(chunk))
 			args := make([]any, 0, 3+3*len(chunk))
 			keys = append(keys, e.ks.lease(s))
 			args = append(args, now.UnixMilli(), window, e.pruneFlag())
 			for _, i := range chunk {
 				it, lane, key := entries[i].Item, entries[i].Lane, res[i].Key
-				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key), e.ks.ready(s, lane))
+				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key), e.ks.ready(s, lane), e.ks.oldest(s, lane))
 				args = append(args, key, lane, it.encode())
 			}
 			calls = append(calls, scriptCall{enqueueCmd, keys, args})
@@ -552,7 +552,7 @@ type Step struct {
 // ended too (Batch.Released).
 func (e *Engine) Step(ctx context.Context, l *Lease, st Step) (*Batch, error) {
 	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.dedup(s, l.Key)}
+	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.dedup(s, l.Key), e.ks.oldest(s, l.Lane)}
 	activate := int64(0)
 	if st.Activate {
 		if l.Invocation == "" {
@@ -680,7 +680,7 @@ func (e *Engine) Ack(ctx context.Context, l *Lease, ids ...string) (int64, error
 // again.
 func (e *Engine) Yield(ctx context.Context, l *Lease, notBefore time.Time) (bool, error) {
 	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key)}
+	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.oldest(s, l.Lane)}
 	nb := int64(0)
 	if !notBefore.IsZero() {
 		nb = notBefore.UnixMilli()
@@ -775,6 +775,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key),
 		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s), e.ks.dedup(s, l.Key),
 		e.ks.deadCount(s),
+		e.ks.oldest(s, l.Lane),
 	}
 	policy := cmp.Or(f.Policy, DeadLetter)
 	if policy != DeadLetter && policy != Park {

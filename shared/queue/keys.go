@@ -18,6 +18,8 @@ import (
 //	<p>:{NN}:lease          HASH   key -> "token|deadline ms|invocation id"
 //	<p>:{NN}:seq            STRING fencing-token counter
 //	<p>:{NN}:paused         ZSET   key -> paused-at ms
+//	<p>:{NN}:oldest:<lane>  ZSET   key -> received-at ms of its head item
+//	                               (every key with work; see oldest.go)
 //	<p>:{NN}:q:<key>        LIST   item envelopes, head = oldest
 //	<p>:{NN}:m:<key>        HASH   lane, attempts, err, paused, parked
 //	<p>:{NN}:dd:<key>       ZSET   dedup set: item id -> end of its window ms
@@ -61,6 +63,9 @@ func (ks keyspace) dedup(s int, key string) string  { return ks.tag(s) + "dd:" +
 func (ks keyspace) audit(s int, key string) string  { return ks.tag(s) + "audit:" + key }
 func (ks keyspace) deadCount(s int) string          { return ks.tag(s) + "dlqn" }
 func (ks keyspace) lanePaused(s int) string         { return ks.tag(s) + "lanepaused" }
+
+// oldest is the shard's oldest-item index of lane (see oldest.go).
+func (ks keyspace) oldest(s int, lane string) string { return ks.tag(s) + "oldest:" + lane }
 
 func (ks keyspace) singleton(name string) string { return ks.prefix + ":singleton:" + name }
 func (ks keyspace) handoff(name string) string   { return ks.prefix + ":handoff:" + name }

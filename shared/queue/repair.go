@@ -231,7 +231,7 @@ func (e *Engine) redrive(ctx context.Context, key string, sel Selection, c Chang
 			return 0, nil // no work and no dead letters
 		}
 		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key),
-			e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key), e.ks.deadCount(s), e.ks.audit(s, key)}
+			e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key), e.ks.deadCount(s), e.ks.audit(s, key), e.ks.oldest(s, lane)}
 		now := e.nowMs()
 		args := []any{key, now, max(sel.Count, 0), lane, flag(dry), c.head("redrive", now), c.note(), AuditKeep,
 			e.redriveBatch, redriveHold.Milliseconds()}
@@ -301,7 +301,7 @@ func (e *Engine) Skip(ctx context.Context, key string, c Change) (string, error)
 			return 0, nil // nothing queued
 		}
 		keys := []string{e.ks.lease(s), e.ks.ready(s, lane), e.ks.queue(s, key), e.ks.meta(s, key),
-			e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key), e.ks.deadCount(s), e.ks.audit(s, key)}
+			e.ks.dlq(s, key), e.ks.dlqIndex(s), e.ks.dedup(s, key), e.ks.deadCount(s), e.ks.audit(s, key), e.ks.oldest(s, lane)}
 		now := e.nowMs()
 		vals, err := skipCmd.Run(ctx, e.rdb, keys, key, now, lane, oneLine("skipped by operator: "+c.note()), e.window(),
 			e.deadCap(), e.deadKeep(), c.head("skip", now), c.note(), AuditKeep).Slice()

@@ -42,12 +42,17 @@ end
 local function item_id(e)
   return string.match(e, '^@([^ \n]*) ') or string.match(e, '^hl%d+ ([^\n]*)\n')
 end
+-- item_at returns the received-at (ms, as a string) of an envelope.
+local function item_at(e)
+  return string.match(e, '^@[^ \n]* (%d+)') or string.match(e, '^hl%d+ [^\n]*\n(%d+)\n')
+end
 -- emptied runs when a key's queue has just become empty: the key leaves
--- the ready index and forgets its lane, and its dedup set, which needs no
--- TTL while items are queued, lives one more window (its newest entry ends
--- no later than that).
-local function emptied(rd, m, d, key, window)
+-- the ready index and the oldest-item index and forgets its lane, and its
+-- dedup set, which needs no TTL while items are queued, lives one more
+-- window (its newest entry ends no later than that).
+local function emptied(rd, m, d, od, key, window)
   redis.call('ZREM', rd, key)
+  redis.call('ZREM', od, key)
   redis.call('HDEL', m, 'lane')
   if window ~= '0' then redis.call('PEXPIRE', d, window) end
 end
@@ -66,17 +71,23 @@ local function count_dead(cnt, lane, n)
   if not lane then return end
   if redis.call('HINCRBY', cnt, lane, tostring(n)) < 0 then redis.call('HSET', cnt, lane, '0') end
 end
--- bury moves the head envelope (already popped) to the dead letters and, when
--- the queue is left empty, takes the key out of the ready index. Then it
+-- bury moves the head envelope (already popped) to the dead letters; the
+-- new head's received-at goes to the oldest-item index, or, when the queue
+-- is left empty, the key leaves the indexes. Then it
 -- enforces the dead-letter cap (the newest cap records of the key; '0' = no
 -- cap) and retention (records dead longer than keep ms go; '0' = forever),
 -- dropping at most 256 old records per call.
-local function bury(q, m, dlq, idx, rd, d, cnt, key, env, now, attempts, lane, reason, window, cap, keep)
+local function bury(q, m, dlq, idx, rd, d, cnt, od, key, env, now, attempts, lane, reason, window, cap, keep)
   redis.call('RPUSH', dlq, 'dead1 ' .. now .. ' ' .. attempts .. ' ' .. lane .. '\n' .. reason .. '\n' .. env)
   redis.call('ZADD', idx, now, key)
   count_dead(cnt, lane, 1)
   redis.call('HDEL', m, 'attempts', 'err')
-  if redis.call('LLEN', q) == 0 then emptied(rd, m, d, key, window) end
+  local h = redis.call('LINDEX', q, 0)
+  if h then
+    redis.call('ZADD', od, item_at(h) or now, key)
+  else
+    emptied(rd, m, d, od, key, window)
+  end
   local drop = 0
   if cap ~= '0' then drop = redis.call('LLEN', dlq) - tonumber(cap) end
   local oldest = nil
@@ -106,9 +117,9 @@ end
 // idle.
 //
 // KEYS[1] -> <p>:{NN}:lease
-// then for item i (j = 1 + 4*(i-1)):
+// then for item i (j = 1 + 5*(i-1)):
 // KEYS[j+1] -> q:<key>   KEYS[j+2] -> m:<key>   KEYS[j+3] -> dd:<key>
-// KEYS[j+4] -> ready:<lane>
+// KEYS[j+4] -> ready:<lane>   KEYS[j+5] -> oldest:<lane>
 // ARGV[1] -> now ms   ARGV[2] -> dedup window ms (0 = no dedup)
 // ARGV[3] -> prune (1 = drop the expired ids of each dedup set touched)
 // then for item i (a = 3 + 3*(i-1)):
@@ -123,19 +134,20 @@ end
 // key's queue empties.
 //
 // A key with queued items is always indexed (ready, leased, delayed) or
-// paused, so only an item that finds its queue empty does the indexing. A
-// key that is leased with an empty queue is indexed at its lease deadline,
-// so the running drain keeps it. A key whose recorded lane differs from the
-// item's stays in its recorded lane until its queue empties.
+// paused, and is in its lane's oldest-item index, so only an item that
+// finds its queue empty does the indexing. A key that is leased with an
+// empty queue is indexed at its lease deadline, so the running drain keeps
+// it. A key whose recorded lane differs from the item's stays in its
+// recorded lane until its queue empties.
 var enqueueCmd = newScript(leaseLua + `
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local out = {}
-local n = (#KEYS - 1) / 4
+local n = (#KEYS - 1) / 5
 for i = 1, n do
-  local j = 1 + 4 * (i - 1)
+  local j = 1 + 5 * (i - 1)
   local a = 3 + 3 * (i - 1)
-  local q, m, d, rd = KEYS[j+1], KEYS[j+2], KEYS[j+3], KEYS[j+4]
+  local q, m, d, rd, od = KEYS[j+1], KEYS[j+2], KEYS[j+3], KEYS[j+4], KEYS[j+5]
   local key, lane, env = ARGV[a+1], ARGV[a+2], ARGV[a+3]
   local fresh = true
   if window > 0 then
@@ -154,6 +166,7 @@ for i = 1, n do
   if fresh and redis.call('RPUSH', q, env) == 1 then
     if window > 0 then redis.call('PERSIST', d) end
     redis.call('HSET', m, 'lane', lane)
+    redis.call('ZADD', od, item_at(env) or ARGV[1], key)
     if redis.call('HGET', m, 'paused') ~= '1' then
       local score = now
       local t, dl = lease_of(KEYS[1], key)
@@ -249,7 +262,7 @@ return {key, tok, nxt}
 // next items, in one script.
 //
 // KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
-// KEYS[4] -> ready:<lane>   KEYS[5] -> dd:<key>
+// KEYS[4] -> ready:<lane>   KEYS[5] -> dd:<key>   KEYS[6] -> oldest:<lane>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> activate ttl ms (0 = no activation)
 // ARGV[6] -> 1 to reset the head attempts with the ack
@@ -262,6 +275,11 @@ return {key, tok, nxt}
 // changed); else {deadline, depth or -1, head attempts, paused, envelope...}
 // where deadline is the lease's (0 when it ended because the queue is
 // empty). Attempts and paused are read only along with items.
+//
+// A step that reads items records the head's received-at in the
+// oldest-item index; a step that only acks leaves it as it was, so between
+// reads the index holds an older time than the head's (see
+// docs/ENGINE.md, "The oldest-item index").
 var stepCmd = newScript(leaseLua + `
 local key = ARGV[1]
 local now = tonumber(ARGV[4])
@@ -297,7 +315,7 @@ elseif ARGV[8] == '1' then
   depth = redis.call('LLEN', KEYS[2])
 end
 if depth == 0 then
-  emptied(KEYS[4], KEYS[3], KEYS[5], key, ARGV[10])
+  emptied(KEYS[4], KEYS[3], KEYS[5], KEYS[6], key, ARGV[10])
   if ARGV[9] == '1' then
     redis.call('HDEL', KEYS[1], key)
     dl = 0
@@ -305,6 +323,7 @@ if depth == 0 then
 end
 local out = {dl, depth, 0, 0}
 if #items > 0 then
+  redis.call('ZADD', KEYS[6], item_at(items[1]) or ARGV[4], key)
   local mm = redis.call('HMGET', KEYS[3], 'attempts', 'paused')
   out[3] = tonumber(mm[1] or '0')
   out[4] = mm[2] == '1' and 1 or 0
@@ -334,7 +353,7 @@ return dl
 // leaves the index.
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
-// KEYS[4] -> m:<key>
+// KEYS[4] -> m:<key>   KEYS[5] -> oldest:<lane>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> not-before ms (0 = now)   ARGV[6] -> lane
 //
@@ -346,6 +365,7 @@ if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now) then return -1 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('LLEN', KEYS[3]) == 0 then
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
   return 0
 end
 if redis.call('HGET', KEYS[4], 'paused') == '1' or redis.call('HGET', KEYS[4], 'lane') ~= ARGV[6] then
@@ -361,7 +381,7 @@ return 1
 //
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
-// KEYS[7] -> paused   KEYS[8] -> dd:<key>   KEYS[9] -> dlqn
+// KEYS[7] -> paused   KEYS[8] -> dd:<key>   KEYS[9] -> dlqn   KEYS[10] -> oldest:<lane>
 // ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
 // ARGV[4] -> now ms   ARGV[5] -> item id   ARGV[6] -> reason (one line)
 // ARGV[7] -> max attempts   ARGV[8] -> "dead-letter" or "park"
@@ -393,7 +413,7 @@ if ARGV[13] == '1' or attempts >= tonumber(ARGV[7]) then
     return {3, attempts, 0}
   end
   redis.call('LPOP', KEYS[3])
-  bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[8], KEYS[9], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15], ARGV[16], ARGV[17])
+  bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[8], KEYS[9], KEYS[10], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15], ARGV[16], ARGV[17])
   return {2, attempts, 0}
 end
 local at = tonumber(ARGV[12])
@@ -546,6 +566,7 @@ end
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
 // KEYS[7] -> dd:<key>   KEYS[8] -> dlqn   KEYS[9] -> audit:<key>
+// KEYS[10] -> oldest:<lane>
 // ARGV[1] -> key   ARGV[2] -> now ms   ARGV[3] -> count (0 = all selected)
 // ARGV[4] -> lane (the key's recorded lane, or the lane to record)
 // ARGV[5] -> 1 for a dry run (nothing changes, no batch limit)
@@ -613,6 +634,7 @@ while a <= #ahead or p <= #pick do
 end
 for i = #merged, 1, -1 do redis.call('LPUSH', KEYS[3], merged[i]) end
 if keep ~= '' then redis.call('LPUSH', KEYS[3], head) end
+redis.call('ZADD', KEYS[10], item_at(redis.call('LINDEX', KEYS[3], 0)) or ARGV[2], key)
 redis.call('HSET', KEYS[4], 'lane', ARGV[4])
 if keep == '' then redis.call('HDEL', KEYS[4], 'attempts', 'err') end
 if redis.call('HGET', KEYS[4], 'paused') ~= '1' then
@@ -687,6 +709,7 @@ return total
 // KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
 // KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
 // KEYS[7] -> dd:<key>   KEYS[8] -> dlqn   KEYS[9] -> audit:<key>
+// KEYS[10] -> oldest:<lane>
 // ARGV[1] -> key   ARGV[2] -> now ms   ARGV[3] -> lane   ARGV[4] -> reason
 // ARGV[5] -> dedup window ms   ARGV[6] -> dead letters kept per key (0 = all)
 // ARGV[7] -> dead-letter retention ms (0 = forever)
@@ -709,7 +732,7 @@ end
 local head = redis.call('LPOP', KEYS[3])
 if not head then return {0} end
 local attempts = tonumber(redis.call('HGET', KEYS[4], 'attempts') or '0')
-bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[7], KEYS[8], key, head, now, attempts, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[7], KEYS[8], KEYS[10], key, head, now, attempts, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 local id = item_id(head) or ''
 audit(KEYS[9], ARGV[8], 'item ' .. id .. ' after ' .. attempts .. ' attempt(s)', ARGV[9], ARGV[10])
 return {1, id, attempts}

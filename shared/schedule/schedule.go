@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics receives EMF lines. Nil: no metrics.
 	Metrics *telemetry.Emitter
+	// RouteLane returns the lane of an event code's route, for the dead
+	// letters per lane: a key's dead letters count in the lane of its
+	// code's route, those of a code without a route in a line of lane
+	// "unrouted". Nil: dead letters are counted in the total only.
+	RouteLane func(code string) (lane string, ok bool)
 }
 
 // Scheduler dispatches drains.
@@ -426,25 +432,94 @@ func (s *Scheduler) dispatch(ctx context.Context, leases []queue.Lease, st *Stat
 	wg.Wait()
 }
 
-// emitMetrics writes one EMF line per lane.
+// emitMetrics writes one EMF line per lane and one for the whole stack.
+//
+// Per lane (dimension Lane, and rolled up under the Stack alone: read those
+// with the Maximum statistic): the keys with work by state (ReadyKeys,
+// LeasedKeys, DelayedKeys, RetryingKeys, PausedKeys, ParkedKeys), the
+// running drains (LiveSlots) beside the lane's Concurrency, QueuedItems,
+// OldestItemAge (the oldest queued item over every key with work, ready or
+// not), OldestReadyAge (how long the oldest ready key has waited for a
+// drain), and DeadLetters (of the keys whose route is in the lane, under
+// Lane only). For the stack: DeadLetters over every key.
 func (s *Scheduler) emitMetrics(ctx context.Context) {
 	now := s.opt.Clock.Now()
+	age := func(t time.Time) float64 {
+		if t.IsZero() {
+			return 0
+		}
+		return float64(max(now.Sub(t), 0).Milliseconds())
+	}
+	slots, err := s.e.LiveSlots(ctx, s.lanes...)
+	if err != nil {
+		s.opt.Logger.WarnContext(ctx, "metrics read failed", "err", err)
+	}
+	deadByLane, deadTotal, deadErr := s.deadLetters(ctx)
+	if deadErr != nil {
+		s.opt.Logger.WarnContext(ctx, "metrics read failed", "err", deadErr)
+	}
+	both := [][]string{{"Lane"}, {}}
+	gauge := func(name string, v float64) telemetry.Metric {
+		return telemetry.Metric{Name: name, Unit: telemetry.Count, Value: v, Sets: both}
+	}
 	for _, lane := range s.lanes {
-		st, err := s.e.Stats(ctx, lane)
+		ld, err := s.e.LaneLoad(ctx, lane)
 		if err != nil {
 			s.opt.Logger.WarnContext(ctx, "metrics read failed", "lane", lane, "err", err)
 			continue
 		}
-		age := 0.0
-		if !st.OldestReady.IsZero() {
-			age = float64(now.Sub(st.OldestReady).Milliseconds())
+		ms := []telemetry.Metric{
+			gauge("ReadyKeys", float64(ld.Ready)),
+			gauge("LeasedKeys", float64(ld.Leased)),
+			gauge("DelayedKeys", float64(ld.Delayed)),
+			gauge("RetryingKeys", float64(ld.Retrying)),
+			gauge("PausedKeys", float64(ld.Paused)),
+			gauge("ParkedKeys", float64(ld.Parked)),
+			gauge("QueuedItems", float64(ld.QueuedItems)),
+			gauge("LiveSlots", float64(slots[lane])),
+			gauge("Concurrency", float64(s.opt.Lanes[lane])),
+			{Name: "OldestItemAge", Unit: telemetry.Milliseconds, Value: age(ld.OldestItem), Sets: both},
+			{Name: "OldestReadyAge", Unit: telemetry.Milliseconds, Value: age(ld.OldestReady), Sets: both},
 		}
-		_ = s.opt.Metrics.Emit(now, map[string]string{"Lane": lane},
-			telemetry.Metric{Name: "ReadyKeys", Unit: "Count", Value: float64(st.Ready)},
-			telemetry.Metric{Name: "LeasedKeys", Unit: "Count", Value: float64(st.Leased)},
-			telemetry.Metric{Name: "DelayedKeys", Unit: "Count", Value: float64(st.Delayed)},
-			telemetry.Metric{Name: "OldestReadyAge", Unit: "Milliseconds", Value: age},
-			telemetry.Metric{Name: "Concurrency", Unit: "Count", Value: float64(s.opt.Lanes[lane])},
-		)
+		if s.opt.RouteLane != nil && deadErr == nil {
+			ms = append(ms, telemetry.Metric{Name: "DeadLetters", Unit: telemetry.Count, Value: float64(deadByLane[lane]), Sets: [][]string{{"Lane"}}})
+		}
+		_ = s.opt.Metrics.Emit(now, map[string]string{"Lane": lane}, ms...)
 	}
+	if deadErr != nil {
+		return
+	}
+	if n := deadByLane[unroutedLane]; n > 0 {
+		_ = s.opt.Metrics.Emit(now, map[string]string{"Lane": unroutedLane},
+			telemetry.Metric{Name: "DeadLetters", Unit: telemetry.Count, Value: float64(n), Sets: [][]string{{"Lane"}}})
+	}
+	_ = s.opt.Metrics.Emit(now, nil, telemetry.Metric{Name: "DeadLetters", Unit: telemetry.Count, Value: float64(deadTotal)})
+}
+
+// unroutedLane is the Lane dimension of dead letters whose event code has
+// no route.
+const unroutedLane = "unrouted"
+
+// deadLetters counts the dead letters per lane of their key's route, and in
+// total, over up to queue.MaxCountKeys keys with dead letters.
+func (s *Scheduler) deadLetters(ctx context.Context) (map[string]int64, int64, error) {
+	keys, err := s.e.DeadKeys(ctx, queue.MaxCountKeys)
+	if err != nil {
+		return nil, 0, err
+	}
+	byLane := map[string]int64{}
+	var total int64
+	for _, k := range keys {
+		total += k.Count
+		if s.opt.RouteLane == nil {
+			continue
+		}
+		_, code, _ := strings.Cut(k.Key, ":")
+		lane, ok := s.opt.RouteLane(code)
+		if !ok {
+			lane = unroutedLane
+		}
+		byLane[lane] += k.Count
+	}
+	return byLane, total, nil
 }
