@@ -426,6 +426,7 @@ func TestTemplateEnvironment(t *testing.T) {
 		config.EnvConfig, config.EnvPrefix, config.EnvRedisURL, config.EnvRedisCluster,
 		config.EnvRedisAuth, config.EnvRedisUser, config.EnvRedisCacheName, config.EnvRedisServerless,
 		config.EnvRedisTokenARN, config.EnvSigningSecretsARN, config.EnvSigningSecrets, config.EnvDrainFunction,
+		config.EnvStack,
 	} {
 		known[name] = true
 	}
@@ -444,6 +445,11 @@ func TestTemplateEnvironment(t *testing.T) {
 		if global[name] == nil {
 			t.Fatalf("Globals: %s is not set", name)
 		}
+	}
+	// The Stack dimension of the metrics is the one the alarms and the
+	// dashboard select.
+	if v := global[config.EnvStack]; !isRef(v, "AWS::StackName") {
+		t.Fatalf("Globals: %s = %s, want !Ref AWS::StackName (the Stack dimension the alarms select)", config.EnvStack, describe(v))
 	}
 	// The key prefix the functions use is the one the cache user may touch.
 	if v := global[config.EnvPrefix]; !isRef(v, "KeyPrefix") {
