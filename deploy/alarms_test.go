@@ -194,6 +194,10 @@ func TestAlarmActions(t *testing.T) {
 	if c, _ := str(get(root, "Resources", "AlarmTopic", "Condition")); c != "CreateAlarmTopic" {
 		t.Fatalf("AlarmTopic: Condition %q, want CreateAlarmTopic", c)
 	}
+	// CloudWatch cannot publish to a topic under the AWS managed key.
+	if k, _ := str(get(root, "Resources", "AlarmTopic", "Properties", "KmsMasterKeyId")); strings.Contains(k, "aws/sns") {
+		t.Fatalf("AlarmTopic: KmsMasterKeyId %s: CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key", k)
+	}
 	cond := get(root, "Conditions", "CreateAlarmTopic")
 	if fn, arg, ok := intrinsic(cond); !ok || fn != "Fn::Equals" || len(arg.Content) != 2 || !isRef(arg.Content[0], "AlarmTopicArn") || arg.Content[1].Value != "" {
 		t.Fatalf("Conditions.CreateAlarmTopic: %s, want !Equals [!Ref AlarmTopicArn, \"\"]", describe(cond))
