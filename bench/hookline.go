@@ -101,6 +101,9 @@ var listening = regexp.MustCompile(`listening on (http://\S+)/webhooks`)
 // the Redis at redisURL, verifying with secret, and waits until it listens.
 func startDev(ctx context.Context, env *suiteEnv, cfgPath, redisURL string, extra ...string) (*devProc, error) {
 	args := append([]string{"dev", "--addr", "127.0.0.1:0", "--config", cfgPath, "--quiet"}, extra...)
+	// HOOKLINE_BENCH_DEV_ARGS adds flags, e.g. "--pprof" to profile dev
+	// while a scenario runs (the -v output shows its address).
+	args = append(args, strings.Fields(os.Getenv("HOOKLINE_BENCH_DEV_ARGS"))...)
 	cmd := exec.Command(env.bin, args...)
 	cmd.Env = hooklineEnv(redisURL, env.secret)
 	cmd.SysProcAttr = childAttr()
