@@ -438,9 +438,10 @@ return {1, attempts, at}
 // records they select, so a long dead-letter list of large items never sits
 // in the script's memory at once.
 const opLua = `
--- item_at reads the received-at ms of an envelope (0 if it has none).
-local function item_at(e)
-  return tonumber(string.match(e, '^@[^ \n]* (%d+)') or string.match(e, '^hl%d+ [^\n]*\n(%d+)\n') or '0')
+-- item_ms is item_at as a number (0 if the envelope has none), for
+-- ordering by arrival. opLua follows leaseLua, which defines item_at.
+local function item_ms(e)
+  return tonumber(item_at(e) or '0')
 end
 -- dead_fields reads a dead-letter record's attempts, lane, item id and the
 -- item's received-at, without copying its envelope.
@@ -612,7 +613,7 @@ while #ahead < 10000 do
   local chunk = redis.call('LRANGE', KEYS[3], tostring(base + #ahead), tostring(base + #ahead + 63))
   local stop = #chunk == 0
   for j = 1, #chunk do
-    if item_at(chunk[j]) >= last then
+    if item_ms(chunk[j]) >= last then
       stop = true
       break
     end
@@ -624,7 +625,7 @@ for _ = 1, base + #ahead do redis.call('LPOP', KEYS[3]) end
 -- Merge by arrival (a dead item first on equal times: it died at the head).
 local merged, a, p = {}, 1, 1
 while a <= #ahead or p <= #pick do
-  if p <= #pick and (a > #ahead or pick[p].at <= item_at(ahead[a])) then
+  if p <= #pick and (a > #ahead or pick[p].at <= item_ms(ahead[a])) then
     merged[#merged+1] = with_prior(envs[p], pick[p].att)
     p = p + 1
   else
