@@ -25,6 +25,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/hookline/hookline/shared/app"
+	"github.com/hookline/hookline/shared/autopipe"
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/drain"
 	"github.com/hookline/hookline/shared/queue"
@@ -202,6 +203,11 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 		redisURL = "redis://" + mr.Addr()
 		where = "embedded Redis (in-process; its data is gone when dev stops; set HOOKLINE_REDIS_URL to use your own)"
 	}
+	// Many webhooks and drains of this one process call scripts at once:
+	// they share round trips (autopipe), ahead of the round-trip counter so
+	// it counts the pipelines that really go.
+	pipe := autopipe.Add(rdb, autopipe.FlushersDefault)
+	defer pipe.Close()
 	stats := &devStats{}
 	rdb.AddHook(&stats.trips)
 	a, err := app.NewWith(cfg, rdb, logger)
