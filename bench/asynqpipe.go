@@ -43,7 +43,7 @@ func startAsynqIngest(redisAddr, secret string, poolSize int) (*asynqIngest, err
 		return nil, fmt.Errorf("asynq ingest: listen: %w", err)
 	}
 	a := &asynqIngest{
-		url:    "http://" + ln.Addr().String() + "/webhooks",
+		url:    "http://" + ln.Addr().String(),
 		client: asynq.NewClient(asynq.RedisClientOpt{Addr: redisAddr, PoolSize: poolSize}),
 		verify: v,
 	}

@@ -30,6 +30,9 @@
 // webhook, deduplicated by webhook id (asynq.TaskID), and an asynq server
 // whose workers forward each body to the sink with a keep-alive client.
 // asynq's TaskCheckInterval is set to hookline's scheduler.poll (--poll).
+// Like hookline dev, the asynq front and its workers run in processes of
+// their own (this binary, started with the argument asynq-serve), never in
+// the suite's, so neither shares a Go runtime with the senders and the sink.
 //
 // Figures, as the table numbers them:
 //
@@ -37,8 +40,11 @@
 //     and asynq workers): accepted/s and accept latency, end-to-end items/s
 //     (first send to last delivery), keys whose deliveries are out of send
 //     order, webhooks never delivered, Redis commands per item (INFO
-//     total_commands_processed). Raw baselines: an HTTP handler doing one
-//     RPUSH per request, and an RPUSH+LPOP queue.
+//     total_commands_processed), and CPU time per item of the pipeline's
+//     own processes (/proc) and of its redis-server (INFO cpu), which,
+//     unlike items/s, do not depend on what else the machine runs. Raw
+//     baselines: an HTTP handler doing one RPUSH per request, and an
+//     RPUSH+LPOP queue. With -v, Redis's calls per item by command.
 //  2. The same with the log handler, so only the engine is timed (done when
 //     /_dev/stats counts every item handled), against the raw queue.
 //  3. A backlog queued with --ingest-only, drained by a second dev: Redis
@@ -173,6 +179,13 @@ func (e *suiteEnv) note(format string, args ...any) {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == asynqServeArg {
+		if err := asynqServe(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench asynq-serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	names := make([]string, len(scenarios))
 	for i, s := range scenarios {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -148,6 +149,53 @@ func (r *redisServer) infoInt(ctx context.Context, section, field string) (int64
 // commands returns INFO stats total_commands_processed.
 func (r *redisServer) commands(ctx context.Context) (int64, error) {
 	return r.infoInt(ctx, "stats", "total_commands_processed")
+}
+
+// cpu returns the CPU time redis-server has used so far (INFO cpu,
+// used_cpu_user + used_cpu_sys, of the main process and its threads).
+func (r *redisServer) cpu(ctx context.Context) (time.Duration, error) {
+	f, err := r.info(ctx, "cpu")
+	if err != nil {
+		return 0, err
+	}
+	var sec float64
+	for _, k := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(f[k], 64)
+		if err != nil {
+			return 0, fmt.Errorf("INFO cpu %s = %q: %w", k, f[k], err)
+		}
+		sec += v
+	}
+	return time.Duration(sec * float64(time.Second)), nil
+}
+
+// printCommandStats prints INFO commandstats' calls per item, most first:
+// which commands (scripts' own among them) the items cost.
+func (r *redisServer) printCommandStats(ctx context.Context, items int) {
+	f, err := r.info(ctx, "commandstats")
+	if err != nil {
+		fmt.Println("  commandstats:", err)
+		return
+	}
+	type stat struct {
+		name  string
+		calls int64
+	}
+	var stats []stat
+	for k, v := range f {
+		name, ok := strings.CutPrefix(k, "cmdstat_")
+		calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if ok && err == nil {
+			stats = append(stats, stat{name, n})
+		}
+	}
+	sort.Slice(stats, func(i, j int) bool { return stats[i].calls > stats[j].calls })
+	var b strings.Builder
+	for _, s := range stats {
+		fmt.Fprintf(&b, " %s %.2f", s.name, float64(s.calls)/float64(max(items, 1)))
+	}
+	fmt.Println("  Redis calls per item (INFO commandstats, since start):" + b.String())
 }
 
 // usedMemory returns INFO memory used_memory.

@@ -20,6 +20,7 @@ const (
 	decimal               // 1.23
 	bytesUnit             // 312 B
 	percent               // 97%
+	micros                // 123 µs
 )
 
 // row is one line of the table: a figure for hookline beside its baseline.
@@ -56,6 +57,8 @@ func (u unit) format(v float64) string {
 		return fmt.Sprintf("%.0f B", v)
 	case percent:
 		return fmt.Sprintf("%.0f%%", v)
+	case micros:
+		return fmt.Sprintf("%.0f µs", v)
 	}
 	return fmt.Sprintf("%.2f", v)
 }
@@ -142,3 +145,6 @@ func quantiles(ds []time.Duration) (p50, p99 float64) {
 
 // ms prints a duration in milliseconds for the summary.
 func ms(v float64) string { return millis.format(v) }
+
+// us is d in microseconds, for a micros row.
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

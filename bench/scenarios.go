@@ -33,8 +33,8 @@ type stack struct {
 	sink    *sink
 	cfgPath string
 	dev     *devProc
-	ingest  *asynqIngest
-	workers *asynqWorkers
+	ingest  *asynqProc // the asynq pipeline's front, a child process
+	workers *asynqProc // its workers, another
 }
 
 // newStack starts a redis-server and a sink.
@@ -55,9 +55,7 @@ func (e *suiteEnv) newStack(ctx context.Context) (*stack, error) {
 func (st *stack) stop() {
 	st.dev.stop()
 	st.workers.stop()
-	if st.ingest != nil {
-		st.ingest.stop()
-	}
+	st.ingest.stop()
 	st.sink.stop()
 	st.redis.stop()
 }
@@ -84,7 +82,7 @@ func (st *stack) startDev(ctx context.Context, cfg hooklineConfig, extra ...stri
 
 // startAsynqIngest starts the asynq pipeline's HTTP front.
 func (st *stack) startAsynqIngest() error {
-	in, err := startAsynqIngest(st.redis.addr, st.e.secret, st.e.c+8)
+	in, err := startAsynqProc(context.Background(), st.e.secret, "--redis", st.redis.addr, "--ingest", "--pool", fmt.Sprint(st.e.c+8))
 	if err != nil {
 		return err
 	}
@@ -95,7 +93,8 @@ func (st *stack) startAsynqIngest() error {
 // startAsynqWorkers starts an asynq server of n workers forwarding to the
 // sink.
 func (st *stack) startAsynqWorkers(n int) error {
-	w, err := startAsynqWorkers(st.redis.addr, n, st.e.poll, st.sink.url)
+	w, err := startAsynqProc(context.Background(), st.e.secret, "--redis", st.redis.addr,
+		"--workers", fmt.Sprint(n), "--poll", st.e.poll.String(), "--sink", st.sink.url)
 	if err != nil {
 		return err
 	}
@@ -108,7 +107,7 @@ func (st *stack) ingestURL() string {
 	if st.dev != nil {
 		return st.dev.ingestURL()
 	}
-	return st.ingest.url
+	return st.ingest.url + "/webhooks"
 }
 
 // send sends w with conc senders and fails unless every webhook was
@@ -210,6 +209,35 @@ type e2eResult struct {
 	itemsPerSec float64
 	cmdsPerItem float64
 	p50, p99    float64
+	// serverCPU and redisCPU are the CPU time per delivered item of the
+	// pipeline's own processes (hookline dev; asynq's front and workers)
+	// and of its redis-server, over the same span. They do not depend on
+	// what else the machine runs, unlike items/s: on a loaded machine they
+	// are what says which pipeline costs less.
+	serverCPU, redisCPU time.Duration
+}
+
+// cpuSnapshot sums the CPU time of the stack's pipeline processes and of
+// its redis-server.
+func (st *stack) cpuSnapshot(ctx context.Context) (server, redis time.Duration, err error) {
+	var pids []int
+	if st.dev != nil {
+		pids = append(pids, st.dev.cmd.Process.Pid)
+	}
+	for _, p := range []*asynqProc{st.ingest, st.workers} {
+		if p != nil {
+			pids = append(pids, p.pid())
+		}
+	}
+	for _, pid := range pids {
+		c, err := procCPU(pid)
+		if err != nil {
+			return 0, 0, err
+		}
+		server += c
+	}
+	redis, err = st.redis.cpu(ctx)
+	return server, redis, err
 }
 
 // e2e sends e.n webhooks on e.keys keys with e.c senders through hookline
@@ -236,6 +264,7 @@ func (e *suiteEnv) e2e(ctx context.Context, asynq bool) (e2eResult, error) {
 	if err != nil {
 		return out, err
 	}
+	server0, redis0, cpuErr := st.cpuSnapshot(ctx)
 	w := newWorkload("t", codeForward, e.keys, e.n)
 	res, err := st.send(ctx, w, e.c)
 	if err != nil {
@@ -244,9 +273,17 @@ func (e *suiteEnv) e2e(ctx context.Context, asynq bool) (e2eResult, error) {
 	if err := st.awaitDelivered(ctx, res); err != nil {
 		return out, err
 	}
+	server1, redis1, err := st.cpuSnapshot(ctx)
+	if cpuErr == nil && err == nil {
+		n := time.Duration(max(len(res.acceptedIDs()), 1))
+		out.serverCPU, out.redisCPU = (server1-server0)/n, (redis1-redis0)/n
+	}
 	after, err := st.redis.commands(ctx)
 	if err != nil {
 		return out, err
+	}
+	if e.verbose {
+		st.redis.printCommandStats(ctx, len(res.acceptedIDs()))
 	}
 	out.send, out.rep = res, analyze(res, st.sink)
 	out.itemsPerSec = perSec(out.rep.delivered, out.rep.last.Sub(res.start))
@@ -316,6 +353,9 @@ func (e *suiteEnv) throughput(ctx context.Context) error {
 		row{fig: 1, name: "lost (never delivered)", unit: count, hook: float64(h.rep.lost), baseName: "asynq", base: float64(a.rep.lost), noRatio: true},
 		row{fig: 1, name: "Redis commands/item", unit: decimal, hook: h.cmdsPerItem, baseName: "asynq", base: a.cmdsPerItem},
 		row{fig: 1, name: "Redis commands/item", unit: decimal, hook: h.cmdsPerItem, baseName: "raw RPUSH+LPOP", base: qcmds},
+		row{fig: 1, name: "CPU/item: pipeline processes", unit: micros, hook: us(h.serverCPU), baseName: "asynq", base: us(a.serverCPU)},
+		row{fig: 1, name: "CPU/item: redis-server", unit: micros, hook: us(h.redisCPU), baseName: "asynq", base: us(a.redisCPU)},
+		row{fig: 1, name: "CPU/item: both", unit: micros, hook: us(h.serverCPU + h.redisCPU), baseName: "asynq", base: us(a.serverCPU + a.redisCPU)},
 	)
 	e.note("1 throughput: hookline/asynq = %.2fx end to end (%s vs %s), %.2fx accepted (%s vs %s); out of order %d vs %d keys of %d; lost %d vs %d",
 		h.itemsPerSec/a.itemsPerSec, perSecond.format(h.itemsPerSec), perSecond.format(a.itemsPerSec),
