@@ -16,9 +16,9 @@ import (
 
 func TestMain(m *testing.M) { redistest.Main(m) }
 
-// ownClient returns a client of its own on rdb's server(s): hooks stay on
-// the client they are added to.
-func ownClient(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient {
+// piped returns a client of its own on rdb's server(s) (hooks stay on the
+// client they are added to) with a Hook of flushers flushers.
+func piped(t *testing.T, rdb redis.UniversalClient, flushers int) (redis.UniversalClient, *autopipe.Hook) {
 	t.Helper()
 	var own redis.UniversalClient
 	switch r := rdb.(type) {
@@ -28,7 +28,9 @@ func ownClient(t *testing.T, rdb redis.UniversalClient) redis.UniversalClient {
 		own = redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Options().Addrs, ContextTimeoutEnabled: true})
 	}
 	t.Cleanup(func() { _ = own.Close() })
-	return own
+	h := autopipe.Add(own, flushers)
+	t.Cleanup(h.Close)
+	return own, h
 }
 
 // echo returns its key's new counter value and ARGV[1]; it fails when
@@ -47,9 +49,7 @@ func TestConcurrentCallsShareRoundTrips(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		p := redistest.Prefix(t)
-		own := ownClient(t, rdb)
-		h := autopipe.Add(own, 2)
-		t.Cleanup(h.Close)
+		own, h := piped(t, rdb, 2)
 		var trips redisstats.Counter
 		own.AddHook(&trips)
 		if err := echo.Load(ctx, own).Err(); err != nil {
@@ -109,9 +109,7 @@ func TestCallerLeavesAtItsDeadline(t *testing.T) {
 	rdb := redistest.Standalone(t)
 	ctx := context.Background()
 	p := redistest.Prefix(t)
-	own := ownClient(t, rdb)
-	h := autopipe.Add(own, 1)
-	t.Cleanup(h.Close)
+	own, _ := piped(t, rdb, 1)
 	if err := echo.Load(ctx, own).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -154,8 +152,7 @@ func TestOtherCommandsAndFallback(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		ctx := context.Background()
 		p := redistest.Prefix(t)
-		own := ownClient(t, rdb)
-		h := autopipe.Add(own, 2)
+		own, h := piped(t, rdb, 2)
 		key := p + ":{k}"
 		if err := own.Set(ctx, key, "v", 0).Err(); err != nil {
 			t.Fatal(err)
