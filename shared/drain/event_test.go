@@ -177,3 +177,20 @@ func TestEventMalformed(t *testing.T) {
 		t.Fatalf("error %v quotes the value, or is nil", err)
 	}
 }
+
+// TestHandlerEventData: the handler's Data is the body's data object as
+// webhook.Data extracts it, the rules ingest parsed the body with (a
+// member "Data" is another member, not the data), and Body stays the body
+// byte for byte.
+func TestHandlerEventData(t *testing.T) {
+	body := []byte(`{"code":"c","data":{"a":1},"Data":{"b":2}}`)
+	it := &queue.Item{ID: "w1", Tenant: "acme", Code: "c", Body: body, ReceivedAt: time.UnixMilli(1)}
+	ev := newEvent(it, &queue.Lease{Token: 5}, 2)
+	if string(ev.Data) != `{"a":1}` || !bytes.Equal(ev.Body, body) || ev.Token != 5 || ev.Attempt != 2 || ev.Key != "acme:c" {
+		t.Fatalf("event %+v, data %s", ev, ev.Data)
+	}
+	it.Body = []byte(`{"code":"c"}`) // no data object: never queued by ingest
+	if ev := newEvent(it, &queue.Lease{Token: 5}, 1); ev.Data != nil {
+		t.Fatalf("Data = %s for a body without data", ev.Data)
+	}
+}
