@@ -12,7 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/drain"
 )
 
 // eventsDir holds the events `sam local invoke -e` and the tests use.
@@ -63,7 +63,7 @@ func TestEvents(t *testing.T) {
 			}
 		case strings.HasPrefix(name, "drain"):
 			seen["drain"] = true
-			var l queue.Lease
+			var l drain.Event
 			decodeStrict(t, name, data, &l)
 			if l.Key == "" || l.Lane == "" || l.Token <= 0 {
 				t.Fatalf("%s: key %q, lane %q, token %d; want a key, a lane and a token > 0", name, l.Key, l.Lane, l.Token)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/shared/drain"
 	"github.com/hookline/hookline/shared/lambdatest"
 	"github.com/hookline/hookline/shared/queue"
 	"github.com/hookline/hookline/shared/redistest"
@@ -118,10 +119,11 @@ drain: {claim_ttl: 1s}
 	// wakes the scheduler, retrying while Redis is down.
 	ep := lambdatest.NewInvokeEndpoint(t)
 	ep.Register("hookline-drain", func(ctx context.Context, _ string, payload []byte) ([]byte, error) {
-		var l queue.Lease
-		if err := json.Unmarshal(payload, &l); err != nil {
+		var ev drain.Event
+		if err := json.Unmarshal(payload, &ev); err != nil {
 			return nil, err
 		}
+		l := ev.Lease()
 		select {
 		case <-time.After(failHold): // simulated work
 		case <-ctx.Done():
@@ -384,9 +386,9 @@ drain: {claim_ttl: 1s}
 		if c.Time.Before(samples[from].at) || c.Time.After(last) {
 			continue
 		}
-		var l queue.Lease
-		_ = json.Unmarshal(c.Payload, &l)
-		owner, _, _ := strings.Cut(l.Slot, "/")
+		var ev drain.Event
+		_ = json.Unmarshal(c.Payload, &ev)
+		owner, _, _ := strings.Cut(ev.Slot, "/")
 		if len(owners) == 0 || owners[len(owners)-1] != owner {
 			owners = append(owners, owner)
 		}

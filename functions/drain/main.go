@@ -1,6 +1,6 @@
 // Command drain is hookline's drain Lambda function: invoked asynchronously
-// by the scheduler with one claimed lease, it works that key's queue for one
-// quantum and yields it.
+// by the scheduler with one drain.Event (a claimed lease), it works that
+// key's queue for one quantum and yields it.
 package main
 
 import (
@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/drain"
-	"github.com/hookline/hookline/shared/queue"
 )
 
 func main() {
@@ -25,10 +24,10 @@ func main() {
 	if err != nil {
 		app.InitFailed("drain", err)
 	}
-	lambda.StartHandlerFunc(func(ctx context.Context, l queue.Lease) (drain.Result, error) {
+	lambda.StartHandlerFunc(func(ctx context.Context, ev drain.Event) (drain.Result, error) {
 		lc, _ := lambdacontext.FromContext(ctx)
 		deadline, _ := ctx.Deadline()
-		return d.Run(ctx, l, requestID(lc), deadline)
+		return d.Run(ctx, ev.Lease(), requestID(lc), deadline)
 	})
 }
 

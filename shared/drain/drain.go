@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/hookline/hookline/shared/handler"
 	"github.com/hookline/hookline/shared/queue"
 	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/shared/webhook"
 )
 
 // Route is what the drain needs of a route: its handler and failure policy.
@@ -534,19 +534,18 @@ func firstLines(b []byte, n int) string {
 	return strings.Join(lines[:min(n, len(lines))], "\n")
 }
 
-// newEvent builds the handler's view of an item.
+// newEvent builds the handler's view of an item. Its Data is extracted by
+// webhook.Data, by the rules ingest parsed the body with; it is nil for a
+// body without a data object, which ingest never queues.
 func newEvent(it *queue.Item, l *queue.Lease, attempt int) *handler.Event {
-	var body struct {
-		Data json.RawMessage `json:"data"`
-	}
-	_ = json.Unmarshal(it.Body, &body) // ingest validated the body
+	data, _ := webhook.Data(it.Body)
 	hdr := make(map[string]string, len(it.Headers))
 	for _, h := range it.Headers {
 		hdr[strings.ToLower(h.Name)] = h.Value
 	}
 	return &handler.Event{
 		ID: it.ID, Key: it.Key(), Tenant: it.Tenant, Code: it.Code,
-		Body: it.Body, Data: body.Data, Headers: hdr,
+		Body: it.Body, Data: data, Headers: hdr,
 		ReceivedAt: it.ReceivedAt, Attempt: attempt, Token: l.Token,
 	}
 }

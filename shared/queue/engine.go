@@ -367,25 +367,25 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 	return res, nil
 }
 
-// Lease is the right to work one key, granted by Claim. Its fields travel in
-// the drain event; Activate, Extend and the calls that change the key keep
-// Deadline current.
+// Lease is the right to work one key, granted by Claim. The drain event
+// (drain.Event) carries it to the drain; Activate, Extend and the calls that
+// change the key keep Deadline current.
 type Lease struct {
 	// Key is the leased key, "<tenant>:<code>".
-	Key string `json:"key"`
+	Key string
 	// Lane is the lane the key was claimed on.
-	Lane string `json:"lane"`
+	Lane string
 	// Token is the fencing token: it grows with every claim in a shard, so a
 	// newer holder of a key always has a larger token.
-	Token int64 `json:"token"`
+	Token int64
 	// Invocation is the id Activate bound the lease to.
-	Invocation string `json:"invocation,omitempty"`
+	Invocation string
 	// Deadline is when the lease runs out unless extended.
-	Deadline time.Time `json:"deadline"`
+	Deadline time.Time
 	// Slot is the lane slot the scheduler took for the drain it dispatched
 	// with this lease ("" when none): the drain holds it for its whole
 	// invocation and may work further keys of the lane in it.
-	Slot string `json:"slot,omitempty"`
+	Slot string
 }
 
 // Claim leases up to n keys of lane that are ready now, oldest ready-at

@@ -164,6 +164,10 @@ func containsAny(s, chars string) bool {
 //
 // Envelopes written by earlier versions ("hl1 <id>\n<ms>\n<tenant>\n<code>\n
 // <header count>\n" ...) still decode, so an upgrade loses no queued item.
+//
+// testdata/envelope holds one envelope of each form; TestEnvelopeTestdata
+// decodes and re-encodes them, and the redrive script (which rewrites an
+// envelope's first line in Lua) is checked against them too.
 const envelopeFixed = 16
 
 const (

@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -173,6 +175,13 @@ func FuzzDecodeItem(f *testing.F) {
 	f.Add([]byte("hl1 a\n1\nt\nc\n0\n"))
 	f.Add([]byte("hl1 a\n1\nt\nc\n2\nx: 1\n"))
 	f.Add([]byte("hl1 \n\n\n\n-1\n"))
+	for _, c := range envelopeCases {
+		b, err := os.ReadFile(filepath.Join("testdata", "envelope", c.file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		it, err := decodeItem(b, "t:c")
 		if err != nil {

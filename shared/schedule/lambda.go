@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/hookline/hookline/shared/drain"
 	"github.com/hookline/hookline/shared/queue"
 )
 
@@ -17,9 +18,9 @@ type LambdaAPI interface {
 }
 
 // LambdaInvoker starts drains as asynchronous invocations (InvocationType
-// Event) of the drain function, one event per claimed key. The event is the
-// lease as JSON; Lambda may deliver it late or twice, which the drain's
-// lease activation absorbs.
+// Event) of the drain function, one event per claimed key. The event is a
+// drain.Event built from the lease; Lambda may deliver it late or twice,
+// which the drain's lease activation absorbs.
 type LambdaInvoker struct {
 	client   LambdaAPI
 	function string
@@ -32,7 +33,7 @@ func NewLambdaInvoker(client LambdaAPI, function string) *LambdaInvoker {
 
 // Invoke dispatches one drain.
 func (li *LambdaInvoker) Invoke(ctx context.Context, l queue.Lease) error {
-	payload, err := json.Marshal(l)
+	payload, err := json.Marshal(drain.NewEvent(l))
 	if err != nil {
 		return fmt.Errorf("schedule: drain event: %w", err)
 	}

@@ -10,7 +10,9 @@
 // Parse checks the body (one JSON object, valid UTF-8, no duplicate keys at
 // any depth), extracts the event code and the data object, and derives the
 // tenant with an RFC 6901 JSON pointer configured per source, such as
-// "/data/customer_id".
+// "/data/customer_id". Data extracts the data object of a body again by
+// the same rules, for a drain that hands a queued body to its handler: this
+// package is the one place a body's data is read.
 //
 // A Verifier checks a request's signature before its body is parsed:
 //

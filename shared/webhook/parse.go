@@ -69,19 +69,45 @@ func Parse(body []byte, tenantPointer string) (*Payload, error) {
 	if p.Code, err = parseCode(s.code); err != nil {
 		return nil, err
 	}
-	switch {
-	case len(s.data) == 0:
-		return nil, fmt.Errorf("%w: no data member", ErrMissingData)
-	case s.data[0] != '{':
-		return nil, fmt.Errorf("%w: data is %s, not an object", ErrMissingData, kind(s.data))
+	if p.Data, err = parseData(s.data); err != nil {
+		return nil, err
 	}
-	p.Data = bytes.Clone(s.data)
 	if tenantPointer != "" {
 		if p.Tenant, err = parseTenant(s.tenant); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// Data returns the "data" object of a webhook body exactly as it appears
+// in the body, as Parse's Payload.Data does: the one extraction of a body's
+// data, for code that holds a body ingest has parsed and passes its data on
+// (a drain building a handler's event). The result does not share memory
+// with body.
+//
+// The body must be one JSON object as Parse requires (valid UTF-8, no
+// duplicate member names, at most MaxDepth deep), and its top-level "data"
+// member an object; the code and the tenant are not checked. Errors wrap
+// ErrMalformedJSON or ErrMissingData.
+func Data(body []byte) (json.RawMessage, error) {
+	s := scanner{buf: body}
+	if err := s.scan(); err != nil {
+		return nil, err
+	}
+	return parseData(s.data)
+}
+
+// parseData checks the raw "data" value, which scan has checked (nil means
+// absent), and returns a copy of it.
+func parseData(raw []byte) (json.RawMessage, error) {
+	switch {
+	case len(raw) == 0:
+		return nil, fmt.Errorf("%w: no data member", ErrMissingData)
+	case raw[0] != '{':
+		return nil, fmt.Errorf("%w: data is %s, not an object", ErrMissingData, kind(raw))
+	}
+	return bytes.Clone(raw), nil
 }
 
 // parseCode checks and decodes the raw "code" value, which scan has checked;
