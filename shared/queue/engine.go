@@ -1038,22 +1038,24 @@ type Failure struct {
 	Permanent bool
 }
 
-// Outcome is what Fail did.
-type Outcome int
+// FailOutcome is what Fail did with the failed head item: the engine's
+// outcome of a step, not a drain's (drain.Outcome says how a drain's turn
+// at a key ended).
+type FailOutcome int
 
 const (
 	// Retrying: the lease ended and the key is ready again at ReadyAt with
 	// the item still at its head.
-	Retrying Outcome = 1
+	Retrying FailOutcome = 1
 	// DeadLettered: the item moved to the dead-letter list; the lease is still
 	// held and the next item is the head.
-	DeadLettered Outcome = 2
+	DeadLettered FailOutcome = 2
 	// Parked: the key is paused with the item at its head; the lease ended.
-	Parked Outcome = 3
+	Parked FailOutcome = 3
 )
 
 // String returns the outcome's name.
-func (o Outcome) String() string {
+func (o FailOutcome) String() string {
 	switch o {
 	case Retrying:
 		return "retrying"
@@ -1062,12 +1064,12 @@ func (o Outcome) String() string {
 	case Parked:
 		return "parked"
 	}
-	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+	return "FailOutcome(" + strconv.Itoa(int(o)) + ")"
 }
 
 // FailResult reports what Fail did.
 type FailResult struct {
-	Outcome  Outcome
+	Outcome  FailOutcome
 	Attempts int
 	ReadyAt  time.Time
 }
@@ -1211,7 +1213,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	if err := codeErr(vals[0]); err != nil {
 		return FailResult{}, err
 	}
-	r := FailResult{Outcome: Outcome(vals[0]), Attempts: int(vals[1])}
+	r := FailResult{Outcome: FailOutcome(vals[0]), Attempts: int(vals[1])}
 	if r.Outcome == Retrying {
 		r.ReadyAt = time.UnixMilli(vals[2])
 	}
