@@ -86,7 +86,9 @@ func New(e *queue.Engine, opt Options) (*Drainer, error) {
 	return &Drainer{e: e, opt: opt}, nil
 }
 
-// Outcome is how a drain ended.
+// Outcome is how a drain's turn at a key ended. It is the drain's own
+// outcome, apart from the engine's (queue.FailOutcome says what a failed
+// attempt did to the head item).
 type Outcome string
 
 // Outcomes of a drain.
@@ -105,8 +107,15 @@ const (
 	Parked Outcome = "parked"
 	// Paused: an operator paused the key.
 	Paused Outcome = "paused"
-	// LeaseLost: the lease ran out or was taken over; the drain stopped.
+	// LeaseLost: the lease ran out or was taken over (its fencing token
+	// lost); the drain stopped.
 	LeaseLost Outcome = "lease-lost"
+	// Error: Redis failed a step (an error, a timeout, a connection that
+	// broke) or the invocation's time ran out during one; the drain stopped
+	// and Run returns the error. Nothing is lost: an item not acked stays at
+	// the head of its queue, and the key's lease runs out by itself, so the
+	// key is dispatched again.
+	Error Outcome = "error"
 	// Duplicate: another invocation holds this lease (a duplicated or late
 	// event); the drain did nothing.
 	Duplicate Outcome = "duplicate"
@@ -141,7 +150,9 @@ const minKeyTime = time.Second
 //
 // A duplicate or late delivery of the same lease ends at once with
 // Duplicate or LeaseLost and a nil error, and leaves the slot alone. An
-// error means Redis failed; the leases then run out by themselves.
+// error comes with the outcome Error: Redis failed a step (a lost lease is
+// never reported as one); the leases then run out by themselves and no item
+// is lost.
 //
 // The lease is bound to invocation plus a random nonce of this run, so even a
 // second delivery carrying the same request id (Lambda may duplicate an
@@ -171,11 +182,11 @@ func (d *Drainer) run(ctx context.Context, l queue.Lease, invocation string, dea
 	first := true
 	var err error
 	for {
-		var out Outcome
-		out, err = d.workKey(workCtx, hb, l, first, stopAll, quit, &res)
+		r := d.workKey(workCtx, hb, l, first, stopAll, quit, &res)
+		err = r.err
 		if first {
-			res.Outcome = out
-			if out == Duplicate || (out == LeaseLost && err == nil && res.Keys == 0) {
+			res.Outcome = r.out
+			if r.out == Duplicate || (r.out == LeaseLost && res.Keys == 0) {
 				return res, nil // not ours: leave the slot to its holder
 			}
 			first = false
@@ -224,11 +235,38 @@ func (d *Drainer) wake(ctx context.Context) {
 	}
 }
 
+// result is what handling an item, or working a key, came to.
+type result struct {
+	// out is how the key's turn ended; after an item, "" means: go on with
+	// the next one.
+	out Outcome
+	// notBefore is when a Throttled key may be worked again.
+	notBefore time.Time
+	// next is the batch read by the step that acked the item (handle).
+	next *queue.Batch
+	// err is the failure of an Error outcome, nil for every other.
+	err error
+}
+
+// failed maps an engine error to the result it means: another invocation
+// holds the lease (Duplicate), the lease's token lost (LeaseLost: it ran
+// out or was claimed anew, so the key's queue changed under it), or Redis
+// failed (Error, with the error).
+func failed(err error) result {
+	switch {
+	case errors.Is(err, queue.ErrLeaseActive):
+		return result{out: Duplicate}
+	case errors.Is(err, queue.ErrLeaseLost), errors.Is(err, queue.ErrHeadMismatch):
+		return result{out: LeaseLost}
+	}
+	return result{out: Error, err: err}
+}
+
 // workKey works one leased key until its queue is empty, its quantum or the
 // invocation's time is used, or a failure ends the lease, and leaves the key
 // released (emptied, yielded, retrying, parked) or lost. The first key of a
 // run is activated by its first step; keys from Next are bound already.
-func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, activate bool, stopAll time.Time, quit <-chan struct{}, res *Result) (Outcome, error) {
+func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, activate bool, stopAll time.Time, quit <-chan struct{}, res *Result) result {
 	stopAt := d.opt.Clock.Now().Add(d.quantum(l.Lane))
 	if !stopAll.IsZero() {
 		stopAt = earliest(stopAt, stopAll)
@@ -241,35 +279,31 @@ func (d *Drainer) workKey(ctx context.Context, hb *heartbeat, l queue.Lease, act
 	defer func() { _ = m.flush(d.opt.Clock.Now()) }()
 
 	b, err := d.e.Step(keyCtx, &l, queue.Step{Activate: activate, Fetch: d.opt.Batch, Release: true})
-	switch {
-	case errors.Is(err, queue.ErrLeaseActive):
-		return Duplicate, nil
-	case errors.Is(err, queue.ErrLeaseLost):
-		return LeaseLost, nil
-	case err != nil:
-		return LeaseLost, err
+	if err != nil {
+		return d.stopped(ctx, l, failed(err))
 	}
 	res.Keys++
-	out, notBefore, err := d.work(keyCtx, &l, b, stopAt, quit, res, m)
+	r := d.work(keyCtx, &l, b, stopAt, quit, res, m)
 	if hb.leaseLost() {
-		return LeaseLost, nil // another holder has the key now
+		return result{out: LeaseLost} // another holder has the key now
 	}
-	if err != nil {
-		if errors.Is(err, queue.ErrLeaseLost) || errors.Is(err, queue.ErrHeadMismatch) {
-			return LeaseLost, nil
-		}
-		return LeaseLost, err
-	}
-	switch out {
+	switch r.out {
 	case Yielded, Throttled, Paused:
-		if _, err := d.e.Yield(context.WithoutCancel(keyCtx), &l, notBefore); err != nil {
-			if errors.Is(err, queue.ErrLeaseLost) {
-				return LeaseLost, nil
-			}
-			return LeaseLost, err
+		if _, err := d.e.Yield(context.WithoutCancel(keyCtx), &l, r.notBefore); err != nil {
+			return d.stopped(ctx, l, failed(err))
 		}
 	}
-	return out, nil // Emptied: the last step released the lease; Retrying, Parked: Fail did
+	return d.stopped(ctx, l, r) // Emptied: the last step released the lease; Retrying, Parked: Fail did
+}
+
+// stopped returns r, logging an Error outcome: the key is left to its
+// lease, which runs out by itself.
+func (d *Drainer) stopped(ctx context.Context, l queue.Lease, r result) result {
+	if r.out == Error {
+		d.opt.Logger.WarnContext(ctx, "drain stopped: redis step failed; the key's lease runs out and it is dispatched again",
+			"key", l.Key, "outcome", r.out, "err", r.err)
+	}
+	return r
 }
 
 // nonce returns 8 random hex digits.
@@ -390,24 +424,24 @@ func (hb *heartbeat) stop() {
 // work handles the items of batch b and those after it until the queue is
 // empty, stopAt passes, or a failure ends the lease. Each handled item costs
 // one step: its ack, with the next batch read along when the one in hand is
-// used up. It returns the outcome and, for Throttled, when to resume.
-func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stopAt time.Time, quit <-chan struct{}, res *Result, m *keyMetrics) (Outcome, time.Time, error) {
+// used up. Its result's notBefore says, for Throttled, when to resume.
+func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stopAt time.Time, quit <-chan struct{}, res *Result, m *keyMetrics) result {
 	for {
 		if b.Released {
-			return Emptied, time.Time{}, nil
+			return result{out: Emptied}
 		}
 		if b.Paused {
-			return Paused, time.Time{}, nil
+			return result{out: Paused}
 		}
 		if len(b.Items) == 0 {
 			// Nothing read but the queue is not empty (Fetch was not asked):
 			// read the head.
 			var err error
 			if b, err = d.e.Step(ctx, l, queue.Step{Fetch: d.opt.Batch, Release: true}); err != nil {
-				return LeaseLost, time.Time{}, err
+				return failed(err)
 			}
 			if len(b.Items) == 0 && !b.Released {
-				return LeaseLost, time.Time{}, queue.ErrHeadMismatch
+				return failed(queue.ErrHeadMismatch)
 			}
 			continue
 		}
@@ -415,19 +449,19 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 		b = &queue.Batch{Depth: -1}
 		for i, it := range items {
 			if !d.opt.Clock.Now().Before(stopAt) || stopping(quit) {
-				return Yielded, time.Time{}, nil
+				return result{out: Yielded}
 			}
 			attempt := 1
 			if i == 0 {
 				attempt = attempts + 1
 			}
 			last := i == len(items)-1
-			out, notBefore, next, err := d.handle(ctx, l, it, attempt, last, res, m)
-			if err != nil || out != "" {
-				return out, notBefore, err
+			r := d.handle(ctx, l, it, attempt, last, res, m)
+			if r.out != "" {
+				return r
 			}
-			if next != nil {
-				b = next // the ack of the last item in hand read the next batch
+			if r.next != nil {
+				b = r.next // the ack of the last item in hand read the next batch
 			}
 		}
 	}
@@ -437,10 +471,12 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 // outcome means: go on with the next item. When last is set (the item is
 // the last one in hand), the step that acks it also reads the next batch,
 // returned as next; after a dead letter next is nil and the caller reads.
+// A step that fails after the handler ran leaves the item at the head: it
+// is logged with result "error" and handled again by the key's next drain.
 //
 // Its log line gives the handler's time without its rate-limit wait (ms)
 // and the wait apart (rate_wait_ms).
-func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, last bool, res *Result, m *keyMetrics) (Outcome, time.Time, *queue.Batch, error) {
+func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, attempt int, last bool, res *Result, m *keyMetrics) result {
 	start := d.opt.Clock.Now()
 	route, ok := d.opt.Routes(it.Code)
 	var herr error
@@ -458,6 +494,14 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		d.opt.Logger.InfoContext(ctx, "item", append([]any{"key", l.Key, "id", it.ID, "attempt", attempt,
 			"result", result, "ms", took.Milliseconds(), "rate_wait_ms", wait.Milliseconds()}, args...)...)
 	}
+	// stepFailed reports a step that did not record the handler's result.
+	stepFailed := func(err error) result {
+		r := failed(err)
+		if r.out == Error {
+			log("error", "err", err.Error())
+		}
+		return r
+	}
 	var throttled *handler.ThrottledError
 	m.item(ok && !errors.As(herr, &throttled), took, wait)
 	if herr == nil {
@@ -467,7 +511,7 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		}
 		next, err := d.e.Step(context.WithoutCancel(ctx), l, st)
 		if err != nil {
-			return LeaseLost, time.Time{}, nil, err
+			return stepFailed(err)
 		}
 		res.Handled++
 		m.count(mHandled)
@@ -476,12 +520,12 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		if !last {
 			next = nil
 		}
-		return "", time.Time{}, next, nil
+		return result{next: next}
 	}
 	if throttled != nil {
 		m.count(mThrottled)
 		log("throttled", "until", throttled.At)
-		return Throttled, throttled.At, nil, nil
+		return result{out: Throttled, notBefore: throttled.At}
 	}
 	f := queue.Failure{
 		Reason:      herr.Error(),
@@ -496,7 +540,7 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 	}
 	fr, err := d.e.Fail(context.WithoutCancel(ctx), l, it.ID, f)
 	if err != nil {
-		return LeaseLost, time.Time{}, nil, err
+		return stepFailed(err)
 	}
 	res.Failed++
 	switch fr.Outcome {
@@ -506,17 +550,17 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		log("dead-letter", "err", herr.Error())
 		if last {
 			// The next batch is read by the caller's loop (an empty read).
-			return "", time.Time{}, &queue.Batch{Depth: -1}, nil
+			return result{next: &queue.Batch{Depth: -1}}
 		}
-		return "", time.Time{}, nil, nil
+		return result{}
 	case queue.Parked:
 		m.count(mParked)
 		log("parked", "err", herr.Error())
-		return Parked, time.Time{}, nil, nil
+		return result{out: Parked}
 	}
 	m.count(mRetried)
 	log("retry", "err", herr.Error(), "ready_at", fr.ReadyAt)
-	return Retrying, time.Time{}, nil, nil
+	return result{out: Retrying}
 }
 
 // safeHandle calls h, turning a panic into an error.

@@ -369,3 +369,71 @@ func TestDrainStopsBeforeDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestDrainRedisFailureIsErrorNotLeaseLost: Redis stopped, or hung past the
+// client's read timeout, during the step that acks a handled item ends the
+// drain with the Error outcome and the error, never LeaseLost (the lease's
+// token did not lose). Nothing is lost: the unacked item stays queued, and
+// once the lease ran out the key's next drain handles it and the items
+// behind it, in order.
+func TestDrainRedisFailureIsErrorNotLeaseLost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		// fail makes Redis fail the ack of item 2; heal brings it back.
+		fail, heal func(*redistest.Server, testing.TB)
+		// again: item 2 must be handled a second time (its ack never ran).
+		again bool
+	}{
+		// Stopped: the ack cannot reach Redis (AOF keeps the queue across
+		// the restart).
+		{"stopped", []string{"--appendonly", "yes"}, (*redistest.Server).Stop, (*redistest.Server).Restart, true},
+		// Hung: the ack times out. Redis may still run it once resumed, so
+		// item 2 is handled once or twice.
+		{"timeout", nil, (*redistest.Server).Pause, (*redistest.Server).Resume, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t, tc.args...)
+			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 300 * time.Millisecond,
+				ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
+			t.Cleanup(func() { _ = rdb.Close() })
+			var logs syncBuffer
+			var once sync.Once
+			f := setup(t, rdb, Route{Handler: handler.HandlerFunc(func(_ context.Context, ev *handler.Event) error {
+				if ev.ID == "2" {
+					once.Do(func() { tc.fail(srv, t) })
+				}
+				return nil
+			})}, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+			f.enqueue("acme:c", "1", "2", "3")
+
+			res, err := f.d.Run(f.ctx, f.claim(), "a", time.Time{})
+			if err == nil || errors.Is(err, queue.ErrLeaseLost) || res.Outcome != Error || res.Handled != 1 || res.Keys != 1 {
+				t.Fatalf("run with Redis failing = %+v, %v; want outcome error with a Redis error after 1 item handled", res, err)
+			}
+			for _, want := range []string{"id=2 attempt=1 result=error", "drain stopped: redis step failed", "outcome=error"} {
+				if !strings.Contains(logs.String(), want) {
+					t.Errorf("logs lack %q:\n%s", want, logs.String())
+				}
+			}
+
+			tc.heal(srv, t)
+			f.clk.Advance(time.Minute) // the lease runs out by itself
+			if res := f.run(f.claim(), "b"); res.Outcome != Emptied || res.Handled < 1 {
+				t.Fatalf("next drain %+v; want the rest handled", res)
+			}
+			seen := f.seenIDs()
+			if tc.again && !slices.Equal(seen, []string{"1@1", "2@1", "2@1", "3@1"}) {
+				t.Fatalf("handled %v; want item 2 handled again, then 3", seen)
+			}
+			if got := slices.Compact(slices.Clone(seen)); !slices.Equal(got, []string{"1@1", "2@1", "3@1"}) {
+				t.Fatalf("handled %v; want every item, in order", seen)
+			}
+			info, err := f.e.Inspect(f.ctx, "acme:c")
+			if err != nil || info.Depth != 0 || info.Dead != 0 {
+				t.Fatalf("after the drains: %+v %v; want an empty queue and no dead letter", info, err)
+			}
+		})
+	}
+}

@@ -17,6 +17,56 @@ import (
 // takes the lane's oldest ready key itself, in the slot it already holds),
 // and the wake signal that tells the scheduler there is new work.
 
+// acquireSlotsCmd takes lane slots: a slot is the right of one drain
+// invocation to work the lane's keys, one after another, and a lane has as
+// many as its concurrency. Slots that ran out (a drain that crashed) are
+// dropped first.
+//
+// KEYS[1] -> <p>:slots:<lane>
+// ARGV[1] -> now ms   ARGV[2] -> slot ttl ms   ARGV[3] -> lane concurrency
+// ARGV[4..] -> slot ids wanted
+//
+// Returns how many slots were taken: the first that many ids of ARGV[4..].
+var acquireSlotsCmd = newScript(`
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+local free = tonumber(ARGV[3]) - redis.call('ZCARD', KEYS[1])
+local dl = tostring(tonumber(ARGV[1]) + tonumber(ARGV[2]))
+local n = 0
+for i = 4, #ARGV do
+  if n >= free then break end
+  redis.call('ZADD', KEYS[1], dl, ARGV[i])
+  n = n + 1
+end
+return n
+`)
+
+// acquireSlotsArgs fills acquireSlotsCmd's KEYS and ARGV.
+type acquireSlotsArgs struct {
+	slots       string
+	now, ttl    int64
+	concurrency int
+	ids         []string
+}
+
+func (a acquireSlotsArgs) keys() []string {
+	return []string{
+		a.slots, // KEYS[1]
+	}
+}
+
+func (a acquireSlotsArgs) argv() []any {
+	argv := make([]any, 0, 3+len(a.ids))
+	argv = append(argv,
+		a.now,         // ARGV[1]
+		a.ttl,         // ARGV[2]
+		a.concurrency, // ARGV[3]
+	)
+	for _, id := range a.ids {
+		argv = append(argv, id) // ARGV[4..]
+	}
+	return argv
+}
+
 // AcquireSlots takes up to len(ids) slots of lane, as many as keep the lane
 // at most concurrency live slots, each valid for ClaimTTL (the time its
 // drain has to start). It returns how many it took: ids[:n] are held.
@@ -24,22 +74,51 @@ func (e *Engine) AcquireSlots(ctx context.Context, lane string, concurrency int,
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, 3+len(ids))
-	args = append(args, e.nowMs(), e.opt.ClaimTTL.Milliseconds(), concurrency)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	n, err := acquireSlotsCmd.Run(ctx, e.rdb, []string{e.ks.slots(lane)}, args...).Int()
+	n, err := e.run(ctx, acquireSlotsCmd, acquireSlotsArgs{slots: e.ks.slots(lane), now: e.nowMs(),
+		ttl: e.opt.ClaimTTL.Milliseconds(), concurrency: concurrency, ids: ids}).Int()
 	if err != nil {
 		return 0, fmt.Errorf("queue: acquire slots of %s: %w", lane, err)
 	}
 	return n, nil
 }
 
+// renewSlotCmd renews a live slot.
+//
+// KEYS[1] -> <p>:slots:<lane>
+// ARGV[1] -> slot id   ARGV[2] -> now ms   ARGV[3] -> slot ttl ms
+//
+// Returns 1 if renewed, 0 if the slot ran out or was released.
+var renewSlotCmd = newScript(`
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) <= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], tostring(tonumber(ARGV[2]) + tonumber(ARGV[3])), ARGV[1])
+return 1
+`)
+
+// renewSlotArgs fills renewSlotCmd's KEYS and ARGV.
+type renewSlotArgs struct {
+	slots, id string
+	now, ttl  int64
+}
+
+func (a renewSlotArgs) keys() []string {
+	return []string{
+		a.slots, // KEYS[1]
+	}
+}
+
+func (a renewSlotArgs) argv() []any {
+	return []any{
+		a.id,  // ARGV[1]
+		a.now, // ARGV[2]
+		a.ttl, // ARGV[3]
+	}
+}
+
 // RenewSlot renews a held slot for LeaseTTL. It reports false when the slot
 // ran out or was released: its drain should take no further key.
 func (e *Engine) RenewSlot(ctx context.Context, lane, id string) (bool, error) {
-	n, err := renewSlotCmd.Run(ctx, e.rdb, []string{e.ks.slots(lane)}, id, e.nowMs(), e.opt.LeaseTTL.Milliseconds()).Int()
+	n, err := e.run(ctx, renewSlotCmd, renewSlotArgs{slots: e.ks.slots(lane), id: id, now: e.nowMs(), ttl: e.opt.LeaseTTL.Milliseconds()}).Int()
 	if err != nil {
 		return false, fmt.Errorf("queue: renew slot: %w", err)
 	}
@@ -202,11 +281,76 @@ func (e *Engine) readHeads(ctx context.Context, lane string, h *shardHeads) erro
 // errLanePaused: claimNext found the lane paused by an operator.
 var errLanePaused = errors.New("queue: lane paused")
 
+// claimNextCmd leases the oldest key of one shard and lane that is ready at
+// now, bound at once to the calling invocation: a work-conserving drain
+// takes its next key with it. The key is chosen inside the script, so two
+// drains asking at once get different keys.
+//
+// KEYS[1] -> ready:<lane>   KEYS[2] -> lease   KEYS[3] -> seq
+// KEYS[4] -> lanepaused
+// ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3] -> invocation id
+// ARGV[4] -> lane
+//
+// Returns {key, token, next} where key is "" when nothing is ready, and next
+// is the ready-at of the shard's next ready key after the one taken (-1 when
+// it has none ready at now); {"", "0", "-1", "paused"} while an operator has
+// paused the lane.
+var claimNextCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[1])
+local dl = now + tonumber(ARGV[2])
+local key, tok, nxt = '', '0', '-1'
+if redis.call('HEXISTS', KEYS[4], ARGV[4]) == 1 then return {key, tok, nxt, 'paused'} end
+for _ = 1, 8 do
+  local z = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE', 'LIMIT', 0, 2, 'WITHSCORES')
+  if #z == 0 then break end
+  local k = z[1]
+  if #z == 4 then nxt = z[4] else nxt = '-1' end
+  local t, ldl = lease_of(KEYS[2], k)
+  if t and ldl > now then
+    redis.call('ZADD', KEYS[1], ldl, k) -- a live lease: its deadline is its score
+  else
+    tok = tostring(redis.call('INCR', KEYS[3]))
+    redis.call('HSET', KEYS[2], k, tok .. '|' .. dl .. '|' .. ARGV[3])
+    redis.call('ZADD', KEYS[1], dl, k)
+    key = k
+    break
+  end
+end
+return {key, tok, nxt}
+`)
+
+// claimNextArgs fills claimNextCmd's KEYS and ARGV.
+type claimNextArgs struct {
+	ready, lease, seq, lanePaused string
+	now, ttl                      int64
+	invocation, lane              string
+}
+
+func (a claimNextArgs) keys() []string {
+	return []string{
+		a.ready,      // KEYS[1]
+		a.lease,      // KEYS[2]
+		a.seq,        // KEYS[3]
+		a.lanePaused, // KEYS[4]
+	}
+}
+
+func (a claimNextArgs) argv() []any {
+	return []any{
+		a.now,        // ARGV[1]
+		a.ttl,        // ARGV[2]
+		a.invocation, // ARGV[3]
+		a.lane,       // ARGV[4]
+	}
+}
+
 // claimNext runs claimNextCmd on shard s. next is the shard's new head
 // ready-at (math.MaxInt64 when empty). A paused lane gives errLanePaused.
 func (e *Engine) claimNext(ctx context.Context, lane string, s int, invocation string, now int64) (Lease, bool, int64, error) {
-	keys := []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s), e.ks.lanePaused(s)}
-	vals, err := claimNextCmd.Run(ctx, e.rdb, keys, now, e.opt.LeaseTTL.Milliseconds(), invocation, lane).StringSlice()
+	vals, err := e.run(ctx, claimNextCmd, claimNextArgs{
+		ready: e.ks.ready(s, lane), lease: e.ks.lease(s), seq: e.ks.seq(s), lanePaused: e.ks.lanePaused(s),
+		now: now, ttl: e.opt.LeaseTTL.Milliseconds(), invocation: invocation, lane: lane,
+	}).StringSlice()
 	if err != nil {
 		return Lease{}, false, 0, fmt.Errorf("queue: claim next: %w", err)
 	}

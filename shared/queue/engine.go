@@ -185,80 +185,9 @@ func (e *Engine) Options() Options { return e.opt }
 // Shard returns the shard a key belongs to.
 func (e *Engine) Shard(key string) int { return e.ks.shardOf(key) }
 
-// LoadScripts loads every script into the script cache of every node, so
-// pipelines can call them by SHA. Operations do not need it: a pipelined call
-// that meets NOSCRIPT runs again with the script's source (see pipeline).
-func (e *Engine) LoadScripts(ctx context.Context) error {
-	for _, s := range scripts {
-		if err := s.Load(ctx, e.rdb).Err(); err != nil {
-			return fmt.Errorf("queue: load scripts: %w", err)
-		}
-	}
-	return nil
-}
-
 func (e *Engine) nowMs() int64 { return e.opt.Clock.Now().UnixMilli() }
 
 func (e *Engine) laneKnown(lane string) bool { return slices.Contains(e.opt.Lanes, lane) }
-
-// scriptCall is one script invocation inside a pipeline.
-type scriptCall struct {
-	script *redis.Script
-	keys   []string
-	args   []any
-}
-
-// pipeline runs calls in one round trip per node, by SHA (EVALSHA). Calls a
-// node refused with NOSCRIPT, which did not run, are sent again with their
-// script's source (EVAL) in a second pipeline; then the scripts that were
-// missing are loaded for next time, best effort. EVAL rather than SCRIPT
-// LOAD and EVALSHA again, because a proxy such as ElastiCache Serverless's
-// may not send SCRIPT LOAD to the backend that answered NOSCRIPT. The
-// returned commands carry each call's result or error; the error is the
-// first a call met (a nil reply is not one).
-func (e *Engine) pipeline(ctx context.Context, calls []scriptCall) ([]*redis.Cmd, error) {
-	cmds := make([]*redis.Cmd, len(calls))
-	run := func(idx []int, eval bool) {
-		_, _ = e.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, i := range idx {
-				c := calls[i]
-				if eval {
-					cmds[i] = c.script.Eval(ctx, p, c.keys, c.args...)
-				} else {
-					cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
-				}
-			}
-			return nil
-		}) // each command carries its own error, checked below
-	}
-	all := make([]int, len(calls))
-	for i := range all {
-		all[i] = i
-	}
-	run(all, false)
-	var again []int
-	for i, c := range cmds {
-		if redis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			again = append(again, i)
-		}
-	}
-	if len(again) > 0 {
-		run(again, true)
-		loaded := make(map[*redis.Script]bool)
-		for _, i := range again {
-			if s := calls[i].script; !loaded[s] {
-				loaded[s] = true
-				_ = s.Load(ctx, e.rdb).Err() // best effort: EVAL above did the work
-			}
-		}
-	}
-	for _, c := range cmds {
-		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
-			return cmds, fmt.Errorf("queue: pipeline: %w", err)
-		}
-	}
-	return cmds, nil
-}
 
 // Entry is one item to enqueue on a lane.
 type Entry struct {
@@ -289,6 +218,127 @@ func (e *Engine) Enqueue(ctx context.Context, lane string, it *Item) (Enqueued, 
 
 // maxEnqueueChunk caps the items of one enqueue script call.
 const maxEnqueueChunk = 64
+
+// enqueueCmd appends items to their keys' queues, skipping items whose id
+// is in the key's dedup set inside its window, and indexes keys that were
+// idle.
+//
+// KEYS[1] -> <p>:{NN}:lease
+// then for item i (j = 1 + 5*(i-1)):
+// KEYS[j+1] -> q:<key>   KEYS[j+2] -> m:<key>   KEYS[j+3] -> dd:<key>
+// KEYS[j+4] -> ready:<lane>   KEYS[j+5] -> oldest:<lane>
+// ARGV[1] -> now ms   ARGV[2] -> dedup window ms (0 = no dedup)
+// ARGV[3] -> prune (1 = drop the expired ids of each dedup set touched)
+// then for item i (a = 3 + 3*(i-1)):
+// ARGV[a+1] -> key    ARGV[a+2] -> lane    ARGV[a+3] -> envelope
+//
+// Returns, per item, new (1 stored, 0 duplicate) and ready (1 if the key
+// became claimable now), flattened.
+//
+// The dedup set of a key is a ZSET id -> end of its window (ms), so the
+// window follows the caller's clock. Expired ids are dropped when the caller
+// asks (one call in a few), and the whole set expires one window after the
+// key's queue empties.
+//
+// A key with queued items is always indexed (ready, leased, delayed) or
+// paused, and is in its lane's oldest-item index, so only an item that
+// finds its queue empty does the indexing. A key that is leased with an
+// empty queue is indexed at its lease deadline, so the running drain keeps
+// it. A key whose recorded lane differs from the item's stays in its
+// recorded lane until its queue empties.
+var enqueueCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local out = {}
+local n = (#KEYS - 1) / 5
+for i = 1, n do
+  local j = 1 + 5 * (i - 1)
+  local a = 3 + 3 * (i - 1)
+  local q, m, d, rd, od = KEYS[j+1], KEYS[j+2], KEYS[j+3], KEYS[j+4], KEYS[j+5]
+  local key, lane, env = ARGV[a+1], ARGV[a+2], ARGV[a+3]
+  local fresh = true
+  if window > 0 then
+    local id = item_id(env)
+    local till = tostring(now + window)
+    if redis.call('ZADD', d, 'NX', till, id) == 0 then
+      if tonumber(redis.call('ZSCORE', d, id)) > now then
+        fresh = false
+      else
+        redis.call('ZADD', d, 'XX', till, id)
+      end
+    end
+    if ARGV[3] == '1' then redis.call('ZREMRANGEBYSCORE', d, '-inf', ARGV[1]) end
+  end
+  local ready = 0
+  if fresh and redis.call('RPUSH', q, env) == 1 then
+    if window > 0 then redis.call('PERSIST', d) end
+    redis.call('HSET', m, 'lane', lane)
+    redis.call('ZADD', od, item_at(env) or ARGV[1], key)
+    if redis.call('HGET', m, 'paused') ~= '1' then
+      local score = now
+      local t, dl = lease_of(KEYS[1], key)
+      if t and dl > now then
+        score = dl
+      else
+        ready = 1
+        if t then redis.call('HDEL', KEYS[1], key) end -- a holder that died
+      end
+      redis.call('ZADD', rd, score, key)
+    end
+  end
+  out[#out+1] = fresh and 1 or 0
+  out[#out+1] = ready
+end
+return out
+`)
+
+// enqueueArgs fills enqueueCmd's KEYS and ARGV: one shard's chunk of items.
+type enqueueArgs struct {
+	lease  string
+	now    int64
+	window int64
+	prune  int
+	items  []enqueueItem
+}
+
+// enqueueItem is one item of an enqueueCmd call: its keys and its values.
+type enqueueItem struct {
+	queue, meta, dedup, ready, oldest string
+	key, lane                         string
+	env                               []byte
+}
+
+func (a enqueueArgs) keys() []string {
+	keys := make([]string, 0, 1+5*len(a.items))
+	keys = append(keys, a.lease) // KEYS[1]
+	for _, it := range a.items {
+		keys = append(keys,
+			it.queue,  // KEYS[j+1]
+			it.meta,   // KEYS[j+2]
+			it.dedup,  // KEYS[j+3]
+			it.ready,  // KEYS[j+4]
+			it.oldest, // KEYS[j+5]
+		)
+	}
+	return keys
+}
+
+func (a enqueueArgs) argv() []any {
+	argv := make([]any, 0, 3+3*len(a.items))
+	argv = append(argv,
+		a.now,    // ARGV[1]
+		a.window, // ARGV[2]
+		a.prune,  // ARGV[3]
+	)
+	for _, it := range a.items {
+		argv = append(argv,
+			it.key,  // ARGV[a+1]
+			it.lane, // ARGV[a+2]
+			it.env,  // ARGV[a+3]
+		)
+	}
+	return argv
+}
 
 // EnqueueBatch stores items in one round trip per Redis node: one script
 // call per shard (and per 64 items). The order of items of one key is kept.
@@ -332,22 +382,23 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 		for len(idx) > 0 {
 			chunk := idx[:min(len(idx), maxEnqueueChunk)]
 			idx = idx[len(chunk):]
-			keys := make([]string, 0, 1+5*len(chunk))
-			args := make([]any, 0, 3+3*len(chunk))
-			keys = append(keys, e.ks.lease(s))
-			args = append(args, now.UnixMilli(), window, e.pruneFlag())
+			a := enqueueArgs{lease: e.ks.lease(s), now: now.UnixMilli(), window: window, prune: e.pruneFlag(),
+				items: make([]enqueueItem, 0, len(chunk))}
 			for _, i := range chunk {
-				it, lane, key := entries[i].Item, entries[i].Lane, res[i].Key
-				keys = append(keys, e.ks.queue(s, key), e.ks.meta(s, key), e.ks.dedup(s, key), e.ks.ready(s, lane), e.ks.oldest(s, lane))
-				args = append(args, key, lane, it.encode())
+				lane, key := entries[i].Lane, res[i].Key
+				a.items = append(a.items, enqueueItem{
+					queue: e.ks.queue(s, key), meta: e.ks.meta(s, key), dedup: e.ks.dedup(s, key),
+					ready: e.ks.ready(s, lane), oldest: e.ks.oldest(s, lane),
+					key: key, lane: lane, env: entries[i].Item.encode(),
+				})
 			}
-			calls = append(calls, scriptCall{enqueueCmd, keys, args})
+			calls = append(calls, scriptCall{enqueueCmd, a})
 			owners = append(owners, chunk)
 		}
 	}
 	var cmds []*redis.Cmd
 	if len(calls) == 1 {
-		cmds = []*redis.Cmd{calls[0].script.Run(ctx, e.rdb, calls[0].keys, calls[0].args...)}
+		cmds = []*redis.Cmd{e.run(ctx, calls[0].script, calls[0].args)}
 	} else {
 		var err error
 		if cmds, err = e.pipeline(ctx, calls); err != nil {
@@ -417,6 +468,67 @@ func (e *Engine) ClaimWithNext(ctx context.Context, lane string, n int) ([]Lease
 	return ls, nextAt, err
 }
 
+// claimCmd leases the named keys of one shard and lane that are ready at now
+// and not held by a live lease.
+//
+// KEYS[1] -> ready:<lane>   KEYS[2] -> lease   KEYS[3] -> seq
+// KEYS[4] -> lanepaused
+// ARGV[1] -> now ms   ARGV[2] -> lease ttl ms   ARGV[3] -> lane
+// ARGV[4..] -> candidate keys
+//
+// Returns {key, token, key, token, ...} for the keys it leased: none while
+// an operator has paused the lane.
+var claimCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[1])
+local dl = now + tonumber(ARGV[2])
+local out = {}
+if redis.call('HEXISTS', KEYS[4], ARGV[3]) == 1 then return out end
+for i = 4, #ARGV do
+  local k = ARGV[i]
+  local s = redis.call('ZSCORE', KEYS[1], k)
+  if s and tonumber(s) <= now then
+    local t, ldl = lease_of(KEYS[2], k)
+    if t and ldl > now then
+      redis.call('ZADD', KEYS[1], ldl, k)
+    else
+      local tok = redis.call('INCR', KEYS[3])
+      redis.call('HSET', KEYS[2], k, tok .. '|' .. dl .. '|')
+      redis.call('ZADD', KEYS[1], dl, k)
+      out[#out+1] = k
+      out[#out+1] = tostring(tok)
+    end
+  end
+end
+return out
+`)
+
+// claimArgs fills claimCmd's KEYS and ARGV for one shard.
+type claimArgs struct {
+	ready, lease, seq, lanePaused string
+	now, ttl                      int64
+	lane                          string
+	cands                         []any
+}
+
+func (a claimArgs) keys() []string {
+	return []string{
+		a.ready,      // KEYS[1]
+		a.lease,      // KEYS[2]
+		a.seq,        // KEYS[3]
+		a.lanePaused, // KEYS[4]
+	}
+}
+
+func (a claimArgs) argv() []any {
+	argv := make([]any, 0, 3+len(a.cands))
+	argv = append(argv,
+		a.now,  // ARGV[1]
+		a.ttl,  // ARGV[2]
+		a.lane, // ARGV[3]
+	)
+	return append(argv, a.cands...) // ARGV[4..]
+}
+
 // claim leases the candidates that are still ready, in their order.
 func (e *Engine) claim(ctx context.Context, lane string, now int64, cands []ReadyKey) ([]Lease, error) {
 	rank := make(map[string]int, len(cands))
@@ -431,8 +543,10 @@ func (e *Engine) claim(ctx context.Context, lane string, now int64, cands []Read
 	}
 	calls := make([]scriptCall, 0, len(shardOrder))
 	for _, s := range shardOrder {
-		args := append([]any{now, e.opt.ClaimTTL.Milliseconds(), lane}, byShard[s]...)
-		calls = append(calls, scriptCall{claimCmd, []string{e.ks.ready(s, lane), e.ks.lease(s), e.ks.seq(s), e.ks.lanePaused(s)}, args})
+		calls = append(calls, scriptCall{claimCmd, claimArgs{
+			ready: e.ks.ready(s, lane), lease: e.ks.lease(s), seq: e.ks.seq(s), lanePaused: e.ks.lanePaused(s),
+			now: now, ttl: e.opt.ClaimTTL.Milliseconds(), lane: lane, cands: byShard[s],
+		}})
 	}
 	cmds, err := e.pipeline(ctx, calls)
 	if err != nil {
@@ -499,9 +613,24 @@ func (e *Engine) readyCandidates(ctx context.Context, lane string, now int64, n 
 	return out, nextAt, nil
 }
 
-// leaseArgs are ARGV[1..4] of the lease-checking scripts.
-func (e *Engine) leaseArgs(l *Lease, now int64) []any {
-	return []any{l.Key, l.Token, l.Invocation, now}
+// leased is what the scripts that check a lease are given: where the
+// leased key lives (its shard and lane), the lease, and now.
+type leased struct {
+	ks  keyspace
+	s   int
+	l   *Lease
+	now int64
+}
+
+// holding returns l's leased, at now.
+func (e *Engine) holding(l *Lease) leased {
+	return leased{ks: e.ks, s: e.ks.shardOf(l.Key), l: l, now: e.nowMs()}
+}
+
+// leaseArgv returns ARGV[1..4] of the lease-checking scripts (key, token,
+// invocation id, now ms), with room for n more.
+func (h leased) leaseArgv(n int) []any {
+	return append(make([]any, 0, 4+n), h.l.Key, h.l.Token, h.l.Invocation, h.now)
 }
 
 // window is the dedup window in ms for the scripts (0 = no dedup).
@@ -547,12 +676,124 @@ type Step struct {
 	Release bool
 }
 
+// stepCmd is a drain's one round trip per item: it optionally activates the
+// lease (binds it to the invocation), acks the head items, and reads the
+// next items, in one script.
+//
+// KEYS[1] -> lease   KEYS[2] -> q:<key>   KEYS[3] -> m:<key>
+// KEYS[4] -> ready:<lane>   KEYS[5] -> dd:<key>   KEYS[6] -> oldest:<lane>
+// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
+// ARGV[4] -> now ms   ARGV[5] -> activate ttl ms (0 = no activation)
+// ARGV[6] -> 1 to reset the head attempts with the ack
+// ARGV[7] -> items to read (0 = none)   ARGV[8] -> 1 to return the length
+// ARGV[9] -> 1 to end the lease when the queue is found empty
+// ARGV[10] -> dedup window ms   ARGV[11..] -> ids to ack, head first
+//
+// Returns {-1} if the lease is lost, {-3} if activation finds it bound to
+// another invocation, {-2} if the head items are not the acked ids (nothing
+// changed); else {deadline, depth or -1, head attempts, paused, envelope...}
+// where deadline is the lease's (0 when it ended because the queue is
+// empty). Attempts and paused are read only along with items.
+//
+// A step that reads items records the head's received-at in the
+// oldest-item index; a step that only acks leaves it as it was, so between
+// reads the index holds an older time than the head's (see
+// docs/ENGINE.md, "The oldest-item index").
+var stepCmd = newScript(leaseLua + `
+local key = ARGV[1]
+local now = tonumber(ARGV[4])
+local t, dl, r = lease_of(KEYS[1], key)
+if t == nil or t ~= ARGV[2] or dl <= now then return {-1} end
+if r ~= ARGV[3] then
+  if r ~= '' then return {ARGV[5] == '0' and -1 or -3} end
+  if ARGV[5] ~= '0' then
+    dl = now + tonumber(ARGV[5])
+    redis.call('HSET', KEYS[1], key, t .. '|' .. dl .. '|' .. ARGV[3])
+    redis.call('ZADD', KEYS[4], 'XX', dl, key)
+  end
+end
+if #ARGV > 10 then
+  local popped = {}
+  for i = 11, #ARGV do
+    local head = redis.call('LPOP', KEYS[2])
+    if head then popped[#popped+1] = head end
+    if not head or item_id(head) ~= ARGV[i] then
+      for k = #popped, 1, -1 do redis.call('LPUSH', KEYS[2], popped[k]) end
+      return {-2}
+    end
+  end
+  if ARGV[6] == '1' then redis.call('HDEL', KEYS[3], 'attempts', 'err') end
+end
+local depth = -1
+local want = tonumber(ARGV[7])
+local items = {}
+if want > 0 then items = redis.call('LRANGE', KEYS[2], 0, want - 1) end
+if want > 0 and #items == 0 then
+  depth = 0
+elseif ARGV[8] == '1' then
+  depth = redis.call('LLEN', KEYS[2])
+end
+if depth == 0 then
+  emptied(KEYS[4], KEYS[3], KEYS[5], KEYS[6], key, ARGV[10])
+  if ARGV[9] == '1' then
+    redis.call('HDEL', KEYS[1], key)
+    dl = 0
+  end
+end
+local out = {dl, depth, 0, 0}
+if #items > 0 then
+  redis.call('ZADD', KEYS[6], item_at(items[1]) or ARGV[4], key)
+  local mm = redis.call('HMGET', KEYS[3], 'attempts', 'paused')
+  out[3] = tonumber(mm[1] or '0')
+  out[4] = mm[2] == '1' and 1 or 0
+  for i = 1, #items do out[#out+1] = items[i] end
+end
+return out
+`)
+
+// stepArgs fills stepCmd's KEYS and ARGV.
+type stepArgs struct {
+	leased
+	activateTTL   int64
+	resetAttempts bool
+	fetch         int
+	depth         bool
+	release       bool
+	window        int64
+	ack           []string
+}
+
+func (a stepArgs) keys() []string {
+	ks, s, key, lane := a.ks, a.s, a.l.Key, a.l.Lane
+	return []string{
+		ks.lease(s),        // KEYS[1]
+		ks.queue(s, key),   // KEYS[2]
+		ks.meta(s, key),    // KEYS[3]
+		ks.ready(s, lane),  // KEYS[4]
+		ks.dedup(s, key),   // KEYS[5]
+		ks.oldest(s, lane), // KEYS[6]
+	}
+}
+
+func (a stepArgs) argv() []any {
+	argv := append(a.leaseArgv(6+len(a.ack)), // ARGV[1..4]
+		a.activateTTL,         // ARGV[5]
+		flag(a.resetAttempts), // ARGV[6]
+		a.fetch,               // ARGV[7]
+		flag(a.depth),         // ARGV[8]
+		flag(a.release),       // ARGV[9]
+		a.window,              // ARGV[10]
+	)
+	for _, id := range a.ack {
+		argv = append(argv, id) // ARGV[11..]
+	}
+	return argv
+}
+
 // Step runs s on the leased key in one script call. A queue found empty
 // (Batch.Depth 0) has left the ready index; with s.Release the lease has
 // ended too (Batch.Released).
 func (e *Engine) Step(ctx context.Context, l *Lease, st Step) (*Batch, error) {
-	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.ready(s, l.Lane), e.ks.dedup(s, l.Key), e.ks.oldest(s, l.Lane)}
 	activate := int64(0)
 	if st.Activate {
 		if l.Invocation == "" {
@@ -564,13 +805,8 @@ func (e *Engine) Step(ctx context.Context, l *Lease, st Step) (*Batch, error) {
 	if st.Fetch > 0 {
 		fetch = min(st.Fetch, e.opt.MaxBatch)
 	}
-	args := make([]any, 0, 10+len(st.Ack))
-	args = append(args, e.leaseArgs(l, e.nowMs())...)
-	args = append(args, activate, flag(st.ResetAttempts), fetch, flag(st.Depth), flag(st.Release), e.window())
-	for _, id := range st.Ack {
-		args = append(args, id)
-	}
-	vals, err := stepCmd.Run(ctx, e.rdb, keys, args...).Slice()
+	vals, err := e.run(ctx, stepCmd, stepArgs{leased: e.holding(l), activateTTL: activate, resetAttempts: st.ResetAttempts,
+		fetch: fetch, depth: st.Depth, release: st.Release, window: e.window(), ack: st.Ack}).Slice()
 	if err != nil {
 		return nil, fmt.Errorf("queue: step %s: %w", l.Key, err)
 	}
@@ -621,13 +857,44 @@ func (e *Engine) Activate(ctx context.Context, l *Lease, invocation string) erro
 	return nil
 }
 
+// extendCmd renews a held lease.
+//
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>
+// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
+// ARGV[4] -> now ms   ARGV[5] -> lease ttl ms
+//
+// Returns the new deadline, or -1 if the lease is lost.
+var extendCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[4])
+if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now) then return -1 end
+local dl = now + tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. '|' .. dl .. '|' .. ARGV[3])
+redis.call('ZADD', KEYS[2], 'XX', dl, ARGV[1])
+return dl
+`)
+
+// extendArgs fills extendCmd's KEYS and ARGV.
+type extendArgs struct {
+	leased
+	ttl int64
+}
+
+func (a extendArgs) keys() []string {
+	return []string{
+		a.ks.lease(a.s),           // KEYS[1]
+		a.ks.ready(a.s, a.l.Lane), // KEYS[2]
+	}
+}
+
+func (a extendArgs) argv() []any {
+	return append(a.leaseArgv(1), // ARGV[1..4]
+		a.ttl, // ARGV[5]
+	)
+}
+
 // Extend renews a held lease for LeaseTTL from now.
 func (e *Engine) Extend(ctx context.Context, l *Lease) error {
-	s := e.ks.shardOf(l.Key)
-	now := e.nowMs()
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane)}
-	args := append(e.leaseArgs(l, now), e.opt.LeaseTTL.Milliseconds())
-	dl, err := extendCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	dl, err := e.run(ctx, extendCmd, extendArgs{leased: e.holding(l), ttl: e.opt.LeaseTTL.Milliseconds()}).Int64()
 	if err != nil {
 		return fmt.Errorf("queue: extend: %w", err)
 	}
@@ -674,19 +941,69 @@ func (e *Engine) Ack(ctx context.Context, l *Lease, ids ...string) (int64, error
 	return b.Depth, nil
 }
 
+// yieldCmd ends a lease. A key with work goes back to the ready index at
+// max(now, not-before), the back of the ready order; an empty or paused key
+// leaves the index.
+//
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
+// KEYS[4] -> m:<key>   KEYS[5] -> oldest:<lane>
+// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
+// ARGV[4] -> now ms   ARGV[5] -> not-before ms (0 = now)   ARGV[6] -> lane
+//
+// Returns 1 if the key is ready again, 0 if it is empty, 2 if it is paused
+// or indexed in another lane, -1 if the lease is lost.
+var yieldCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[4])
+if not held(KEYS[1], ARGV[1], ARGV[2], ARGV[3], now) then return -1 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('LLEN', KEYS[3]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[5], ARGV[1])
+  return 0
+end
+if redis.call('HGET', KEYS[4], 'paused') == '1' or redis.call('HGET', KEYS[4], 'lane') ~= ARGV[6] then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 2
+end
+local at = math.max(now, tonumber(ARGV[5]))
+redis.call('ZADD', KEYS[2], at, ARGV[1])
+return 1
+`)
+
+// yieldArgs fills yieldCmd's KEYS and ARGV.
+type yieldArgs struct {
+	leased
+	notBefore int64
+}
+
+func (a yieldArgs) keys() []string {
+	ks, s, key, lane := a.ks, a.s, a.l.Key, a.l.Lane
+	return []string{
+		ks.lease(s),        // KEYS[1]
+		ks.ready(s, lane),  // KEYS[2]
+		ks.queue(s, key),   // KEYS[3]
+		ks.meta(s, key),    // KEYS[4]
+		ks.oldest(s, lane), // KEYS[5]
+	}
+}
+
+func (a yieldArgs) argv() []any {
+	return append(a.leaseArgv(2), // ARGV[1..4]
+		a.notBefore, // ARGV[5]
+		a.l.Lane,    // ARGV[6]
+	)
+}
+
 // Yield ends the lease. A key with work goes back to the ready index at
 // notBefore or now, whichever is later (the back of the ready order); an
 // empty or paused key leaves the index. It reports whether the key is ready
 // again.
 func (e *Engine) Yield(ctx context.Context, l *Lease, notBefore time.Time) (bool, error) {
-	s := e.ks.shardOf(l.Key)
-	keys := []string{e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key), e.ks.meta(s, l.Key), e.ks.oldest(s, l.Lane)}
 	nb := int64(0)
 	if !notBefore.IsZero() {
 		nb = notBefore.UnixMilli()
 	}
-	args := append(e.leaseArgs(l, e.nowMs()), nb, l.Lane)
-	code, err := yieldCmd.Run(ctx, e.rdb, keys, args...).Int64()
+	code, err := e.run(ctx, yieldCmd, yieldArgs{leased: e.holding(l), notBefore: nb}).Int64()
 	if err != nil {
 		return false, fmt.Errorf("queue: yield: %w", err)
 	}
@@ -721,22 +1038,24 @@ type Failure struct {
 	Permanent bool
 }
 
-// Outcome is what Fail did.
-type Outcome int
+// FailOutcome is what Fail did with the failed head item: the engine's
+// outcome of a step, not a drain's (drain.Outcome says how a drain's turn
+// at a key ended).
+type FailOutcome int
 
 const (
 	// Retrying: the lease ended and the key is ready again at ReadyAt with
 	// the item still at its head.
-	Retrying Outcome = 1
+	Retrying FailOutcome = 1
 	// DeadLettered: the item moved to the dead-letter list; the lease is still
 	// held and the next item is the head.
-	DeadLettered Outcome = 2
+	DeadLettered FailOutcome = 2
 	// Parked: the key is paused with the item at its head; the lease ended.
-	Parked Outcome = 3
+	Parked FailOutcome = 3
 )
 
 // String returns the outcome's name.
-func (o Outcome) String() string {
+func (o FailOutcome) String() string {
 	switch o {
 	case Retrying:
 		return "retrying"
@@ -745,12 +1064,12 @@ func (o Outcome) String() string {
 	case Parked:
 		return "parked"
 	}
-	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+	return "FailOutcome(" + strconv.Itoa(int(o)) + ")"
 }
 
 // FailResult reports what Fail did.
 type FailResult struct {
-	Outcome  Outcome
+	Outcome  FailOutcome
 	Attempts int
 	ReadyAt  time.Time
 }
@@ -766,17 +1085,115 @@ func oneLine(s string) string {
 	return s
 }
 
+// failCmd records a failed attempt of the head item of a leased key.
+//
+// KEYS[1] -> lease   KEYS[2] -> ready:<lane>   KEYS[3] -> q:<key>
+// KEYS[4] -> m:<key>   KEYS[5] -> dlq:<key>   KEYS[6] -> dlqidx
+// KEYS[7] -> paused   KEYS[8] -> dd:<key>   KEYS[9] -> dlqn   KEYS[10] -> oldest:<lane>
+// ARGV[1] -> key   ARGV[2] -> token   ARGV[3] -> invocation id
+// ARGV[4] -> now ms   ARGV[5] -> item id   ARGV[6] -> reason (one line)
+// ARGV[7] -> max attempts   ARGV[8] -> "dead-letter" or "park"
+// ARGV[9] -> backoff base ms   ARGV[10] -> backoff cap ms
+// ARGV[11] -> jitter in [0,1)   ARGV[12] -> retry-at ms (0 = backoff)
+// ARGV[13] -> permanent (1 = exhaust now)   ARGV[14] -> lane
+// ARGV[15] -> dedup window ms   ARGV[16] -> dead letters kept per key (0 = all)
+// ARGV[17] -> dead-letter retention ms (0 = forever)
+//
+// Returns {outcome, attempts, ready-at ms}: outcome 1 = retry later (lease
+// ended, key ready at ready-at), 2 = dead-lettered (lease kept, next item is
+// the head), 3 = parked (key paused with the item at its head, lease ended;
+// meta paused=1 and parked=1); {-1} if the lease is lost, {-2} if the head
+// is another item.
+var failCmd = newScript(leaseLua + `
+local now = tonumber(ARGV[4])
+local key = ARGV[1]
+if not held(KEYS[1], key, ARGV[2], ARGV[3], now) then return {-1} end
+local head = redis.call('LINDEX', KEYS[3], 0)
+if not head or item_id(head) ~= ARGV[5] then return {-2} end
+local attempts = redis.call('HINCRBY', KEYS[4], 'attempts', 1)
+redis.call('HSET', KEYS[4], 'err', ARGV[6])
+if ARGV[13] == '1' or attempts >= tonumber(ARGV[7]) then
+  if ARGV[8] == 'park' then
+    redis.call('HSET', KEYS[4], 'paused', '1', 'parked', '1')
+    redis.call('ZADD', KEYS[7], now, key)
+    redis.call('ZREM', KEYS[2], key)
+    redis.call('HDEL', KEYS[1], key)
+    return {3, attempts, 0}
+  end
+  redis.call('LPOP', KEYS[3])
+  bury(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[2], KEYS[8], KEYS[9], KEYS[10], key, head, now, attempts, ARGV[14], ARGV[6], ARGV[15], ARGV[16], ARGV[17])
+  return {2, attempts, 0}
+end
+local at = tonumber(ARGV[12])
+if at == 0 then
+  local d = tonumber(ARGV[9]) * 2 ^ (attempts - 1)
+  local cap = tonumber(ARGV[10])
+  if d > cap then d = cap end
+  at = now + math.floor(d / 2 + tonumber(ARGV[11]) * d / 2)
+end
+if at < now then at = now end
+redis.call('HDEL', KEYS[1], key)
+if redis.call('HGET', KEYS[4], 'lane') == ARGV[14] then
+  redis.call('ZADD', KEYS[2], at, key)
+else
+  redis.call('ZREM', KEYS[2], key)
+end
+return {1, attempts, at}
+`)
+
+// failArgs fills failCmd's KEYS and ARGV.
+type failArgs struct {
+	leased
+	id, reason              string
+	maxAttempts             int
+	policy                  Policy
+	backoffBase, backoffCap int64
+	jitter                  float64
+	retryAt                 int64
+	permanent               bool
+	window                  int64
+	deadCap                 int
+	deadKeep                int64
+}
+
+func (a failArgs) keys() []string {
+	ks, s, key, lane := a.ks, a.s, a.l.Key, a.l.Lane
+	return []string{
+		ks.lease(s),        // KEYS[1]
+		ks.ready(s, lane),  // KEYS[2]
+		ks.queue(s, key),   // KEYS[3]
+		ks.meta(s, key),    // KEYS[4]
+		ks.dlq(s, key),     // KEYS[5]
+		ks.dlqIndex(s),     // KEYS[6]
+		ks.paused(s),       // KEYS[7]
+		ks.dedup(s, key),   // KEYS[8]
+		ks.deadCount(s),    // KEYS[9]
+		ks.oldest(s, lane), // KEYS[10]
+	}
+}
+
+func (a failArgs) argv() []any {
+	return append(a.leaseArgv(13), // ARGV[1..4]
+		a.id,             // ARGV[5]
+		a.reason,         // ARGV[6]
+		a.maxAttempts,    // ARGV[7]
+		string(a.policy), // ARGV[8]
+		a.backoffBase,    // ARGV[9]
+		a.backoffCap,     // ARGV[10]
+		strconv.FormatFloat(a.jitter, 'f', 6, 64), // ARGV[11]
+		a.retryAt,         // ARGV[12]
+		flag(a.permanent), // ARGV[13]
+		a.l.Lane,          // ARGV[14]
+		a.window,          // ARGV[15]
+		a.deadCap,         // ARGV[16]
+		a.deadKeep,        // ARGV[17]
+	)
+}
+
 // Fail records a failed attempt at the head item id of the leased key. The
 // item stays at the head and the key waits (backoff or f.RetryAt) while other
 // keys go on; at f.MaxAttempts, or at once when f.Permanent, f.Policy applies.
 func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (FailResult, error) {
-	s := e.ks.shardOf(l.Key)
-	keys := []string{
-		e.ks.lease(s), e.ks.ready(s, l.Lane), e.ks.queue(s, l.Key),
-		e.ks.meta(s, l.Key), e.ks.dlq(s, l.Key), e.ks.dlqIndex(s), e.ks.paused(s), e.ks.dedup(s, l.Key),
-		e.ks.deadCount(s),
-		e.ks.oldest(s, l.Lane),
-	}
 	policy := cmp.Or(f.Policy, DeadLetter)
 	if policy != DeadLetter && policy != Park {
 		return FailResult{}, fmt.Errorf("queue: fail: unknown policy %q", policy)
@@ -785,22 +1202,18 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 	if !f.RetryAt.IsZero() {
 		retryAt = f.RetryAt.UnixMilli()
 	}
-	permanent := 0
-	if f.Permanent {
-		permanent = 1
-	}
-	args := append(e.leaseArgs(l, e.nowMs()), id, oneLine(f.Reason), max(f.MaxAttempts, 1), string(policy),
-		e.opt.BackoffBase.Milliseconds(), e.opt.BackoffCap.Milliseconds(),
-		strconv.FormatFloat(e.opt.Jitter(), 'f', 6, 64), retryAt, permanent, l.Lane, e.window(),
-		e.deadCap(), e.deadKeep())
-	vals, err := failCmd.Run(ctx, e.rdb, keys, args...).Int64Slice()
+	vals, err := e.run(ctx, failCmd, failArgs{leased: e.holding(l), id: id, reason: oneLine(f.Reason),
+		maxAttempts: max(f.MaxAttempts, 1), policy: policy,
+		backoffBase: e.opt.BackoffBase.Milliseconds(), backoffCap: e.opt.BackoffCap.Milliseconds(),
+		jitter: e.opt.Jitter(), retryAt: retryAt, permanent: f.Permanent, window: e.window(),
+		deadCap: e.deadCap(), deadKeep: e.deadKeep()}).Int64Slice()
 	if err != nil {
 		return FailResult{}, fmt.Errorf("queue: fail: %w", err)
 	}
 	if err := codeErr(vals[0]); err != nil {
 		return FailResult{}, err
 	}
-	r := FailResult{Outcome: Outcome(vals[0]), Attempts: int(vals[1])}
+	r := FailResult{Outcome: FailOutcome(vals[0]), Attempts: int(vals[1])}
 	if r.Outcome == Retrying {
 		r.ReadyAt = time.UnixMilli(vals[2])
 	}
