@@ -10,9 +10,15 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/handler"
+	"github.com/hookline/hookline/shared/ingest"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/shared/schedule"
+	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/shared/webhook"
 	"gopkg.in/yaml.v3"
 )
 
@@ -45,6 +51,18 @@ const (
 	EnvStack = "HOOKLINE_STACK"
 )
 
+// Defaults that only the configuration has: the others belong to the
+// package that applies them (queue.ShardsDefault, drain.QuantumDefault, ...),
+// and setDefaults refers to them there.
+const (
+	// ConcurrencyDefault is a lane's default concurrency.
+	ConcurrencyDefault = 8
+	// SchemeDefault is the default signature scheme.
+	SchemeDefault = SchemeStandardWebhooks
+	// StackDefault is the default value of the Stack metric dimension.
+	StackDefault = "hookline"
+)
+
 // Built-in handler names. Any other handler name is a registered Go handler.
 const (
 	// HandlerForward posts each webhook to the route's URL.
@@ -71,7 +89,7 @@ type Config struct {
 	Lanes map[string]Lane `yaml:"lanes"`
 	// Routes maps event codes to what is done with their webhooks. At least
 	// one is required.
-	Routes map[string]Route `yaml:"routes"`
+	Routes map[string]Route `yaml:"-"` // read from routes by Parse
 	// Verify says how ingest checks signatures. Default scheme
 	// standard-webhooks.
 	Verify Verify `yaml:"verify"`
@@ -132,9 +150,10 @@ type Route struct {
 	// Required by forward; default "".
 	URL string `yaml:"url"`
 	// Rate limits the handler's outbound calls; for forward, per (tenant,
-	// URL), shared by all routes with the same pair. The zero Rate, the
+	// URL), shared by all routes with the same pair. In the file it is
+	// written as ratelimit.ParseRate reads it ("2/s"). The zero Rate, the
 	// default, is unlimited.
-	Rate Rate `yaml:"rate"`
+	Rate ratelimit.Rate `yaml:"-"` // read from rate by Parse
 	// MaxAttempts is how many attempts a webhook gets before OnExhausted
 	// applies, 1..1000. Default 8.
 	MaxAttempts int `yaml:"max_attempts"`
@@ -259,10 +278,18 @@ type Metrics struct {
 	stackFrom string
 }
 
-// document is the file's shape: Config, with max_body read as a size.
+// document is the file's shape: Config, with max_body read as a size and
+// the routes' rates as text.
 type document struct {
 	Config  `yaml:",inline"`
-	MaxBody byteSize `yaml:"max_body"`
+	MaxBody byteSize            `yaml:"max_body"`
+	Routes  map[string]routeDoc `yaml:"routes"`
+}
+
+// routeDoc is a route's shape in the file: Route, with its rate as text.
+type routeDoc struct {
+	Route `yaml:",inline"`
+	Rate  rateSetting `yaml:"rate"`
 }
 
 // Load reads the YAML file named by HOOKLINE_CONFIG, applies the environment
@@ -315,6 +342,13 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 	c := &doc.Config
 	c.MaxBody = int64(doc.MaxBody)
+	if doc.Routes != nil {
+		c.Routes = make(map[string]Route, len(doc.Routes))
+		for code, rd := range doc.Routes {
+			rd.Route.Rate = rd.Rate.Rate
+			c.Routes[code] = rd.Route
+		}
+	}
 	c.lines = settingLines(data)
 	c.applyEnv(getenv, &p)
 	c.setDefaults()
@@ -400,47 +434,47 @@ func resolveEnv(v, setting string, getenv func(string) string, p *problems) stri
 
 // setDefaults fills in every zero setting with its default.
 func (c *Config) setDefaults() {
-	c.Shards = cmp.Or(c.Shards, 16)
-	c.Prefix = cmp.Or(c.Prefix, "hl")
+	c.Shards = cmp.Or(c.Shards, queue.ShardsDefault)
+	c.Prefix = cmp.Or(c.Prefix, queue.PrefixDefault)
 	for name, l := range c.Lanes {
-		l.Concurrency = cmp.Or(l.Concurrency, 8)
-		l.Quantum = cmp.Or(l.Quantum, Duration(20*time.Second))
+		l.Concurrency = cmp.Or(l.Concurrency, ConcurrencyDefault)
+		l.Quantum = cmp.Or(l.Quantum, Duration(drain.QuantumDefault))
 		c.Lanes[name] = l
 	}
 	for code, r := range c.Routes {
-		r.MaxAttempts = cmp.Or(r.MaxAttempts, 8)
-		r.OnExhausted = cmp.Or(r.OnExhausted, queue.DeadLetter)
-		r.Timeout = cmp.Or(r.Timeout, Duration(10*time.Second))
+		r.MaxAttempts = cmp.Or(r.MaxAttempts, drain.MaxAttemptsDefault)
+		r.OnExhausted = cmp.Or(r.OnExhausted, drain.PolicyDefault)
+		r.Timeout = cmp.Or(r.Timeout, Duration(handler.TimeoutDefault))
 		for i, h := range r.KeepHeaders {
 			r.KeepHeaders[i] = strings.ToLower(h)
 		}
 		c.Routes[code] = r
 	}
-	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeStandardWebhooks)
+	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeDefault)
 	// Only the scheme's own settings get defaults, so validate can tell
 	// that another scheme's setting was given.
 	switch c.Verify.Scheme {
 	case SchemeStandardWebhooks:
-		c.Verify.Tolerance = cmp.Or(c.Verify.Tolerance, Duration(5*time.Minute))
+		c.Verify.Tolerance = cmp.Or(c.Verify.Tolerance, Duration(webhook.ToleranceDefault))
 	case SchemeHMAC:
 		c.Verify.Encoding = cmp.Or(c.Verify.Encoding, EncodingHex)
 	}
-	c.MaxBody = cmp.Or(c.MaxBody, 256<<10)
-	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
-	c.DeadLetters.MaxPerKey = cmp.Or(c.DeadLetters.MaxPerKey, 10_000)
-	c.DeadLetters.Retention = cmp.Or(c.DeadLetters.Retention, Duration(30*24*time.Hour))
-	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(time.Second))
-	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
-	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(10*time.Second))
-	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(10*time.Second))
-	c.Drain.Batch = cmp.Or(c.Drain.Batch, 10)
-	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(30*time.Second))
-	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(60*time.Second))
-	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
-	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(50*time.Millisecond))
-	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(20*time.Millisecond))
-	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, "hookline")
-	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, "hookline")
+	c.MaxBody = cmp.Or(c.MaxBody, ingest.MaxBodyDefault)
+	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(queue.DedupWindowDefault))
+	c.DeadLetters.MaxPerKey = cmp.Or(c.DeadLetters.MaxPerKey, queue.DeadLetterMaxDefault)
+	c.DeadLetters.Retention = cmp.Or(c.DeadLetters.Retention, Duration(queue.DeadLetterRetentionDefault))
+	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(schedule.PollDefault))
+	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(schedule.MarginDefault))
+	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(schedule.SingletonTTLDefault))
+	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(schedule.MetricsEveryDefault))
+	c.Drain.Batch = cmp.Or(c.Drain.Batch, drain.BatchDefault)
+	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(queue.LeaseTTLDefault))
+	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(queue.ClaimTTLDefault))
+	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(drain.MarginDefault))
+	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(handler.MaxRateWaitDefault))
+	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(ratelimit.MarginDefault))
+	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, telemetry.NamespaceDefault)
+	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, StackDefault)
 }
 
 // Route returns the route for event code, and whether there is one.
@@ -452,23 +486,6 @@ func (c *Config) Route(code string) (Route, bool) {
 // LaneNames returns the names of the lanes, sorted.
 func (c *Config) LaneNames() []string {
 	return slices.Sorted(maps.Keys(c.Lanes))
-}
-
-// QueueOptions returns the queue engine options the configuration implies.
-// Fields it does not set (backoff, clock, jitter) take the engine's defaults.
-func (c *Config) QueueOptions() queue.Options {
-	return queue.Options{
-		Prefix:      c.Prefix,
-		Shards:      c.Shards,
-		Lanes:       c.LaneNames(),
-		DedupWindow: time.Duration(c.DedupWindow),
-		LeaseTTL:    time.Duration(c.Drain.LeaseTTL),
-		ClaimTTL:    time.Duration(c.Drain.ClaimTTL),
-		MaxBatch:    c.Drain.Batch,
-
-		DeadLetterMax:       c.DeadLetters.MaxPerKey,
-		DeadLetterRetention: time.Duration(c.DeadLetters.Retention),
-	}
 }
 
 // RequireSigningSecrets reports an error naming HOOKLINE_SIGNING_SECRETS
