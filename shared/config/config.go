@@ -76,29 +76,31 @@ const (
 // read-only afterwards. The zero value of each field stands for the default
 // documented on it.
 type Config struct {
-	// Shards is the number of shards keys are spread over, 1..4096. It is
-	// fixed for a deployment. Default 16.
+	// Shards is the number of shards keys are spread over,
+	// 1..queue.MaxShards. It is fixed for a deployment. Default
+	// queue.ShardsDefault.
 	Shards int `yaml:"shards"`
-	// Prefix starts every Redis key name: 1..32 of a-z, 0-9, '-', '_'.
-	// HOOKLINE_PREFIX overrides it. Default "hl".
+	// Prefix starts every Redis key name (queue.ValidPrefix).
+	// HOOKLINE_PREFIX overrides it. Default queue.PrefixDefault.
 	Prefix string `yaml:"prefix"`
 	// Tenant is a JSON pointer (RFC 6901) into the webhook body to the
 	// tenant id, such as "/data/customer_id". Required: no default.
 	Tenant string `yaml:"tenant"`
-	// Lanes maps lane names to their capacity. At least one is required.
-	Lanes map[string]Lane `yaml:"lanes"`
-	// Routes maps event codes to what is done with their webhooks. At least
+	// Lanes maps lane names (queue.ValidLane) to their capacity. At least
 	// one is required.
+	Lanes map[string]Lane `yaml:"lanes"`
+	// Routes maps event codes (webhook.ValidateCode) to what is done with
+	// their webhooks. At least one is required.
 	Routes map[string]Route `yaml:"-"` // read from routes by Parse
 	// Verify says how ingest checks signatures. Default scheme
 	// standard-webhooks.
 	Verify Verify `yaml:"verify"`
 	// MaxBody is the largest webhook body accepted, in bytes, at most 6 MiB.
 	// In the file (max_body) it is a number or a size such as "1MiB".
-	// Default 256 KiB.
+	// Default ingest.MaxBodyDefault.
 	MaxBody int64 `yaml:"-"` // read from max_body by Parse
 	// DedupWindow is how long a webhook id is remembered per key to drop
-	// duplicate deliveries; at least 1s. Default 24h.
+	// duplicate deliveries; at least 1s. Default queue.DedupWindowDefault.
 	DedupWindow Duration `yaml:"dedup_window"`
 	// DeadLetters bounds the dead letters kept per key.
 	DeadLetters DeadLetters `yaml:"dead_letters"`
@@ -132,10 +134,10 @@ type Config struct {
 // Lane is the capacity of one lane.
 type Lane struct {
 	// Concurrency is how many drains work the lane at once, at least 1.
-	// Default 8.
+	// Default ConcurrencyDefault.
 	Concurrency int `yaml:"concurrency"`
 	// Quantum is how long a drain works one key before yielding it, 1s..14m.
-	// Default 20s.
+	// Default drain.QuantumDefault.
 	Quantum Duration `yaml:"quantum"`
 }
 
@@ -155,17 +157,17 @@ type Route struct {
 	// default, is unlimited.
 	Rate ratelimit.Rate `yaml:"-"` // read from rate by Parse
 	// MaxAttempts is how many attempts a webhook gets before OnExhausted
-	// applies, 1..1000. Default 8.
+	// applies, 1..1000. Default drain.MaxAttemptsDefault.
 	MaxAttempts int `yaml:"max_attempts"`
 	// OnExhausted is what happens to a webhook whose attempts are used up:
-	// queue.DeadLetter or queue.Park. Default queue.DeadLetter.
+	// queue.DeadLetter or queue.Park. Default drain.PolicyDefault.
 	OnExhausted queue.Policy `yaml:"on_exhausted"`
 	// Secret is, for forward, the Standard Webhooks secret outgoing calls are
 	// signed with; custom handlers get it as is. Written "env:NAME" in the
 	// file, it holds the value of environment variable NAME. Default "": no
 	// signature.
 	Secret string `yaml:"secret"`
-	// Timeout bounds one forward HTTP call, 1ms..14m. Default 10s.
+	// Timeout bounds one forward HTTP call, 1ms..14m. Default handler.TimeoutDefault.
 	Timeout Duration `yaml:"timeout"`
 	// Headers are extra headers forward sends. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
@@ -215,50 +217,50 @@ const (
 // dead-lettered: its oldest dead letters beyond them are dropped.
 type DeadLetters struct {
 	// MaxPerKey is how many dead letters a key keeps, its newest,
-	// 1..1000000. Default 10000.
+	// 1..1000000. Default queue.DeadLetterMaxDefault.
 	MaxPerKey int `yaml:"max_per_key"`
 	// Retention is how long a dead letter is kept, 1h..87600h (10 years).
-	// Default 720h (30 days).
+	// Default queue.DeadLetterRetentionDefault.
 	Retention Duration `yaml:"retention"`
 }
 
 // Scheduler tunes the scheduler function.
 type Scheduler struct {
 	// Poll is the longest the scheduler waits between looks for ready keys,
-	// 10ms..5s. Default 1s.
+	// 10ms..5s. Default schedule.PollDefault.
 	Poll Duration `yaml:"poll"`
 	// Margin is how long before its Lambda deadline the scheduler stops,
-	// 1ms..14m. Default 5s.
+	// 1ms..14m. Default schedule.MarginDefault.
 	Margin Duration `yaml:"margin"`
 	// LeaseTTL is the scheduler's singleton lease, renewed every poll: a
 	// leader that dies is replaced by a standing-by scheduler within about
-	// this long. 1s..15m and at least twice Poll. Default 10s.
+	// this long. 1s..15m and at least twice Poll. Default schedule.SingletonTTLDefault.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// MetricsEvery is how often the scheduler emits queue metrics, 1s..1h.
-	// Default 10s.
+	// Default schedule.MetricsEveryDefault.
 	MetricsEvery Duration `yaml:"metrics_every"`
 }
 
 // Drain tunes the drain function and the leases it works under.
 type Drain struct {
 	// Batch is how many items a drain fetches from its key at a time,
-	// 1..1000. Default 10.
+	// 1..1000. Default drain.BatchDefault.
 	Batch int `yaml:"batch"`
 	// LeaseTTL is the lease an active drain holds and extends, 1s..15m.
-	// Default 30s.
+	// Default queue.LeaseTTLDefault.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// ClaimTTL is the lease a claim grants until its drain activates it,
-	// 1s..15m. Default 60s.
+	// 1s..15m. Default queue.ClaimTTLDefault.
 	ClaimTTL Duration `yaml:"claim_ttl"`
 	// Margin is how long before its Lambda deadline a drain yields, 1ms..14m.
-	// Default 3s.
+	// Default drain.MarginDefault.
 	Margin Duration `yaml:"margin"`
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
-	// one yields the key until the call is allowed, 1ms..14m. Default 50ms.
+	// one yields the key until the call is allowed, 1ms..14m. Default handler.MaxRateWaitDefault.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
 	// RateMargin is added to the spacing of rate-limited calls, to absorb
 	// clock skew between drains and jitter between a call's slot and its
-	// arrival at the provider, 1ms..1s. Default 20ms.
+	// arrival at the provider, 1ms..1s. Default ratelimit.MarginDefault.
 	RateMargin Duration `yaml:"rate_margin"`
 }
 
@@ -272,7 +274,7 @@ type Metrics struct {
 	// Stack is the value of the Stack dimension every metric carries, so
 	// that two deployments in one account and namespace keep their metrics
 	// apart: 1..255 printable ASCII characters without space.
-	// HOOKLINE_STACK overrides it. Default "hookline".
+	// HOOKLINE_STACK overrides it. Default StackDefault.
 	Stack string `yaml:"stack"`
 	// stackFrom names where Stack came from, for error messages.
 	stackFrom string

@@ -158,7 +158,7 @@ const (
 // Verify says how ingest checks webhook signatures. In the file it is either
 // a scheme name or a mapping of these fields.
 type Verify struct {
-	// Scheme is the signature scheme. Default SchemeStandardWebhooks.
+	// Scheme is the signature scheme. Default SchemeDefault.
 	Scheme Scheme `yaml:"scheme"`
 	// Header is the request header holding the signature, for SchemeHMAC
 	// (required there). Default "".
@@ -170,8 +170,8 @@ type Verify struct {
 	// for SchemeHMAC. Default "".
 	Prefix string `yaml:"prefix"`
 	// Tolerance is how far the webhook-timestamp header may be from now,
-	// for SchemeStandardWebhooks, 1s..1h. Default 5m with
-	// SchemeStandardWebhooks, 0 with the others.
+	// for SchemeStandardWebhooks, 1s..1h. Default webhook.ToleranceDefault
+	// with SchemeStandardWebhooks, 0 with the others.
 	Tolerance Duration `yaml:"tolerance"`
 }
 

@@ -26,7 +26,6 @@ var (
 
 // Limits on settings.
 const (
-	maxShards      = 4096
 	maxMaxAttempts = 1000
 	maxBatch       = 1000
 	maxBodyLimit   = 6 << 20 // the Lambda request payload limit
@@ -65,7 +64,7 @@ func (v *checker) durRange(setting string, d Duration, lo, hi time.Duration) {
 // found, joined. Each names its setting.
 func (c *Config) validate() error {
 	var v checker
-	v.intRange("shards", c.Shards, 1, maxShards)
+	v.intRange("shards", c.Shards, 1, queue.MaxShards)
 	if !queue.ValidPrefix(c.Prefix) {
 		v.add(cmp.Or(c.prefixFrom, "prefix"), "%q: want 1..%d of a-z, 0-9, '_', '-'", c.Prefix, queue.MaxPrefixLen)
 	}
