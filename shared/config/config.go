@@ -167,7 +167,8 @@ type Route struct {
 	// file, it holds the value of environment variable NAME. Default "": no
 	// signature.
 	Secret string `yaml:"secret"`
-	// Timeout bounds one forward HTTP call, 1ms..14m. Default handler.TimeoutDefault.
+	// Timeout bounds one forward HTTP call, 1ms..14m. Default
+	// handler.TimeoutDefault.
 	Timeout Duration `yaml:"timeout"`
 	// Headers are extra headers forward sends. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
@@ -234,7 +235,8 @@ type Scheduler struct {
 	Margin Duration `yaml:"margin"`
 	// LeaseTTL is the scheduler's singleton lease, renewed every poll: a
 	// leader that dies is replaced by a standing-by scheduler within about
-	// this long. 1s..15m and at least twice Poll. Default schedule.SingletonTTLDefault.
+	// this long. 1s..15m and at least twice Poll. Default
+	// schedule.SingletonTTLDefault.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// MetricsEvery is how often the scheduler emits queue metrics, 1s..1h.
 	// Default schedule.MetricsEveryDefault.
@@ -256,7 +258,8 @@ type Drain struct {
 	// Default drain.MarginDefault.
 	Margin Duration `yaml:"margin"`
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
-	// one yields the key until the call is allowed, 1ms..14m. Default handler.MaxRateWaitDefault.
+	// one yields the key until the call is allowed, 1ms..14m. Default
+	// handler.MaxRateWaitDefault.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
 	// RateMargin is added to the spacing of rate-limited calls, to absorb
 	// clock skew between drains and jitter between a call's slot and its
