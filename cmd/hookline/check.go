@@ -62,8 +62,17 @@ func runCheck(out io.Writer, path string, getenv func(string) string) error {
 	refs := envReferences(data)
 	var placeholders []string
 	cfg, err := config.Parse(data, func(name string) string {
-		if v := getenv(name); v != "" || !slices.Contains(refs, name) {
+		if v := getenv(name); v != "" {
 			return v
+		}
+		// Ingest refuses to start without signing secrets; on AWS they
+		// come from Secrets Manager, which is not asked here. The
+		// placeholder goes through validation like a real secret.
+		if name == config.EnvSigningSecrets {
+			return checkPlaceholder
+		}
+		if !slices.Contains(refs, name) {
+			return ""
 		}
 		if !slices.Contains(placeholders, name) {
 			placeholders = append(placeholders, name)
@@ -73,12 +82,6 @@ func runCheck(out io.Writer, path string, getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("%s:\n%w", path, err)
 	}
-	// Ingest refuses to start without signing secrets; on AWS they come
-	// from Secrets Manager, which is not asked here.
-	if len(cfg.SigningSecrets) == 0 {
-		cfg.SigningSecrets = []string{checkPlaceholder}
-	}
-
 	// The parts the functions build at init. The client connects lazily and
 	// is never used.
 	rdb := redis.NewClient(&redis.Options{Addr: "hookline-check.invalid:6379"})

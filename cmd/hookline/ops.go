@@ -19,6 +19,7 @@ import (
 	"github.com/hookline/hookline/shared/app"
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/webhook"
 	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -90,7 +91,7 @@ func errorCode(err error) string {
 		return oe.code
 	case errors.Is(err, queue.ErrUnknownKey):
 		return codeUnknownKey
-	case errors.Is(err, queue.ErrInvalidKey), errors.Is(err, queue.ErrInvalidTenant):
+	case errors.Is(err, queue.ErrInvalidKey), errors.Is(err, webhook.ErrInvalidTenant):
 		return codeInvalidKey
 	case errors.Is(err, queue.ErrUnknownLane):
 		return codeUnknownLane

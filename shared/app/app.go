@@ -62,11 +62,30 @@ func NewWith(cfg *config.Config, rdb redis.UniversalClient, logger *slog.Logger)
 	if logger == nil {
 		logger = slog.Default()
 	}
-	e, err := queue.New(rdb, cfg.QueueOptions())
+	e, err := queue.New(rdb, queueOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	return &App{Config: cfg, Redis: rdb, Engine: e, Logger: logger, Clock: clock.Real{}}, nil
+}
+
+// queueOptions returns the queue engine options cfg implies. Fields it does
+// not set (backoff, clock, jitter) take the engine's defaults. Like every
+// mapping from the configuration to a part's options, it lives here, so the
+// configuration knows only its settings.
+func queueOptions(cfg *config.Config) queue.Options {
+	return queue.Options{
+		Prefix:      cfg.Prefix,
+		Shards:      cfg.Shards,
+		Lanes:       cfg.LaneNames(),
+		DedupWindow: time.Duration(cfg.DedupWindow),
+		LeaseTTL:    time.Duration(cfg.Drain.LeaseTTL),
+		ClaimTTL:    time.Duration(cfg.Drain.ClaimTTL),
+		MaxBatch:    cfg.Drain.Batch,
+
+		DeadLetterMax:       cfg.DeadLetters.MaxPerKey,
+		DeadLetterRetention: time.Duration(cfg.DeadLetters.Retention),
+	}
 }
 
 // Emitter returns an EMF emitter writing to w (os.Stdout in Lambda) in the
@@ -158,7 +177,7 @@ func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, boo
 		case config.HandlerForward:
 			f, err := handler.NewForward(handler.ForwardConfig{
 				URL: rc.URL, Secret: rc.Secret, Headers: rc.Headers, Timeout: time.Duration(rc.Timeout),
-				Rate: ratelimit.Rate{N: rc.Rate.N, Per: rc.Rate.Per}, Limiter: lim,
+				Rate: rc.Rate, Limiter: lim,
 				MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait), Clock: a.Clock, MaxConnsPerHost: conns,
 			})
 			if err != nil {

@@ -2,11 +2,13 @@ package app
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/hookline/hookline/shared/config"
 	"github.com/hookline/hookline/shared/handler"
+	"github.com/hookline/hookline/shared/queue"
 	"github.com/hookline/hookline/shared/redistest"
 	"github.com/hookline/hookline/shared/telemetry"
 )
@@ -55,5 +57,40 @@ func TestEmitterUsesNamespaceAndStack(t *testing.T) {
 	}
 	if m, _ := l.Metric("X"); m.Namespace != "acme" || l.Dims["Stack"] != "prod-eu" {
 		t.Fatalf("line %s", buf.String())
+	}
+}
+
+// TestQueueOptions: the engine gets the configuration's settings, and
+// accepts them.
+func TestQueueOptions(t *testing.T) {
+	yml := "tenant: /t\nlanes: {quick: {}, slow: {}}\nroutes: {a: {lane: quick, handler: log}}\n" +
+		"drain: {batch: 25, lease_ttl: 40s, claim_ttl: 90s}\ndedup_window: 1h\ndead_letters: {max_per_key: 500, retention: 168h}\n"
+	c, err := config.Parse([]byte(yml), func(name string) string {
+		if name == config.EnvPrefix {
+			return "x"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := queue.Options{
+		Prefix:      "x",
+		Shards:      16,
+		Lanes:       []string{"quick", "slow"},
+		DedupWindow: time.Hour,
+		LeaseTTL:    40 * time.Second,
+		ClaimTTL:    90 * time.Second,
+		MaxBatch:    25,
+
+		DeadLetterMax:       500,
+		DeadLetterRetention: 7 * 24 * time.Hour,
+	}
+	if got := queueOptions(c); !reflect.DeepEqual(got, want) {
+		t.Fatalf("queueOptions %+v, want %+v", got, want)
+	}
+	// The engine accepts them (New does not touch Redis).
+	if _, err := queue.New(nil, queueOptions(c)); err != nil {
+		t.Fatalf("queue.New: %v", err)
 	}
 }

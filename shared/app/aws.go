@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/hookline/hookline/shared/clock"
 	"github.com/hookline/hookline/shared/config"
@@ -23,34 +24,81 @@ type SecretsAPI interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
-// ResolveSecrets reads the Secrets Manager secrets the configuration names
-// (HOOKLINE_SIGNING_SECRETS_ARN, HOOKLINE_REDIS_TOKEN_ARN) and returns the
-// Redis AUTH token, if any; the signing secrets go into cfg.SigningSecrets.
-// Errors name the variable, never a secret value.
-func ResolveSecrets(ctx context.Context, cfg *config.Config, sm SecretsAPI) (token string, err error) {
-	get := func(name, arn string) (string, error) {
-		out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+// ResolveSecrets reads the Secrets Manager secrets that the environment
+// read through getenv names, before the configuration is loaded from it:
+// the signing secrets (HOOKLINE_SIGNING_SECRETS_ARN) and the Redis AUTH
+// token (HOOKLINE_REDIS_TOKEN_ARN). It returns getenv with
+// HOOKLINE_SIGNING_SECRETS holding the signing secrets read, so that
+// config.Load validates the secrets ingest will check signatures with
+// instead of having them written into the configuration afterwards, and the
+// token, if any. sm is called only for an ARN that is set. Errors name the
+// variable, never a secret value.
+func ResolveSecrets(ctx context.Context, getenv func(string) string, sm SecretsAPI) (env func(string) string, token string, err error) {
+	env = getenv
+	if arn := strings.TrimSpace(getenv(config.EnvSigningSecretsARN)); arn != "" {
+		secrets, err := readSecret(ctx, sm, config.EnvSigningSecretsARN, arn)
 		if err != nil {
-			return "", fmt.Errorf("app: %s: reading the secret: %w", name, err)
+			return nil, "", err
 		}
-		if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
-			return "", fmt.Errorf("app: %s: the secret has no string value", name)
+		env = func(name string) string {
+			if name == config.EnvSigningSecrets {
+				return secrets
+			}
+			return getenv(name)
 		}
-		return strings.TrimSpace(*out.SecretString), nil
 	}
-	if cfg.SigningSecretsARN != "" {
-		v, err := get(config.EnvSigningSecretsARN, cfg.SigningSecretsARN)
+	if arn := strings.TrimSpace(getenv(config.EnvRedisTokenARN)); arn != "" {
+		if token, err = readSecret(ctx, sm, config.EnvRedisTokenARN, arn); err != nil {
+			return nil, "", err
+		}
+	}
+	return env, token, nil
+}
+
+// readSecret returns the string value of the secret arn, which the
+// variable name gave. Errors name the variable, never the value.
+func readSecret(ctx context.Context, sm SecretsAPI, name, arn string) (string, error) {
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
+	if err != nil {
+		return "", fmt.Errorf("app: %s: reading the secret: %w", name, err)
+	}
+	if out.SecretString == nil || strings.TrimSpace(*out.SecretString) == "" {
+		return "", fmt.Errorf("app: %s: the secret has no string value", name)
+	}
+	return strings.TrimSpace(*out.SecretString), nil
+}
+
+// awsClients loads the AWS configuration when it is first needed, once: a
+// function that names no secret and does not use IAM authentication never
+// loads it. Its GetSecretValue makes it the SecretsAPI of ResolveSecrets.
+type awsClients struct {
+	loaded bool
+	cfg    aws.Config
+	err    error
+	sm     SecretsAPI
+}
+
+// config returns the AWS configuration of the environment.
+func (c *awsClients) config(ctx context.Context) (aws.Config, error) {
+	if !c.loaded {
+		c.loaded = true
+		if c.cfg, c.err = awsconfig.LoadDefaultConfig(ctx); c.err != nil {
+			c.err = fmt.Errorf("app: AWS configuration: %w", c.err)
+		}
+	}
+	return c.cfg, c.err
+}
+
+// GetSecretValue calls Secrets Manager.
+func (c *awsClients) GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	if c.sm == nil {
+		cfg, err := c.config(ctx)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		cfg.SigningSecrets = strings.Fields(v)
+		c.sm = secretsmanager.NewFromConfig(cfg)
 	}
-	if cfg.Redis.TokenARN != "" {
-		if token, err = get(config.EnvRedisTokenARN, cfg.Redis.TokenARN); err != nil {
-			return "", err
-		}
-	}
-	return token, nil
+	return c.sm.GetSecretValue(ctx, in, opts...)
 }
 
 // RedisAuth says how a Redis client authenticates; the zero value uses

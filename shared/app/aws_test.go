@@ -124,11 +124,15 @@ func TestSecretsAndTokenAuth(t *testing.T) {
 		"arn:aws:secretsmanager:eu-west-1:1:secret:sign": " whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\nwhsec_b2xk ",
 		"arn:aws:secretsmanager:eu-west-1:1:secret:tok":  token,
 	}
-	cfg := &config.Config{SigningSecretsARN: "arn:aws:secretsmanager:eu-west-1:1:secret:sign",
-		Redis: config.Redis{URL: "redis://" + srv.Addr(), Auth: config.RedisAuthToken, TokenARN: "arn:aws:secretsmanager:eu-west-1:1:secret:tok"}}
-	got, err := ResolveSecrets(context.Background(), cfg, sm)
-	if err != nil || got != token || len(cfg.SigningSecrets) != 2 || cfg.SigningSecrets[1] != "whsec_b2xk" {
-		t.Fatalf("resolved %q %v %v", got, cfg.SigningSecrets, err)
+	vars := map[string]string{config.EnvSigningSecretsARN: "arn:aws:secretsmanager:eu-west-1:1:secret:sign",
+		config.EnvRedisTokenARN: "arn:aws:secretsmanager:eu-west-1:1:secret:tok"}
+	cfg := &config.Config{Redis: config.Redis{URL: "redis://" + srv.Addr(), Auth: config.RedisAuthToken, TokenARN: vars[config.EnvRedisTokenARN]}}
+	getenv, got, err := ResolveSecrets(context.Background(), func(name string) string { return vars[name] }, sm)
+	if err != nil || got != token {
+		t.Fatalf("resolved %q %v", got, err)
+	}
+	if signing := strings.Fields(getenv(config.EnvSigningSecrets)); len(signing) != 2 || signing[1] != "whsec_b2xk" {
+		t.Fatalf("signing secrets %v", signing)
 	}
 	rdb, err := RedisClient(cfg.Redis, RedisAuth{Token: got})
 	if err != nil {
@@ -143,8 +147,38 @@ func TestSecretsAndTokenAuth(t *testing.T) {
 	if err := noauth.Ping(context.Background()).Err(); err == nil {
 		t.Fatal("connected without the token")
 	}
-	cfg.Redis.TokenARN = "arn:aws:secretsmanager:eu-west-1:1:secret:missing"
-	if _, err := ResolveSecrets(context.Background(), cfg, sm); err == nil || !strings.Contains(err.Error(), config.EnvRedisTokenARN) || strings.Contains(err.Error(), "whsec") {
+	vars[config.EnvRedisTokenARN] = "arn:aws:secretsmanager:eu-west-1:1:secret:missing"
+	if _, _, err := ResolveSecrets(context.Background(), func(name string) string { return vars[name] }, sm); err == nil || !strings.Contains(err.Error(), config.EnvRedisTokenARN) || strings.Contains(err.Error(), "whsec") {
 		t.Fatalf("missing secret: %v", err)
+	}
+}
+
+// TestSigningSecretsValidatedBeforeUse: the signing secrets read from
+// Secrets Manager reach the configuration before it is validated, so a
+// malformed one stops start-up with an error naming the variable (never the
+// secret), and good ones are what the loaded configuration holds.
+func TestSigningSecretsValidatedBeforeUse(t *testing.T) {
+	const arn = "arn:aws:secretsmanager:eu-west-1:1:secret:sign"
+	yml := []byte("tenant: /t\nlanes: {quick: {}}\nroutes: {a: {lane: quick, handler: log}}\n")
+	load := func(value string) (*config.Config, error) {
+		vars := map[string]string{config.EnvSigningSecretsARN: arn, config.EnvSigningSecrets: "whsec_b2xk"}
+		getenv, _, err := ResolveSecrets(context.Background(), func(name string) string { return vars[name] }, fakeSecrets{arn: value})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return config.Parse(yml, getenv)
+	}
+	_, err := load("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw not-a-secret-hunter2")
+	if err == nil || !strings.Contains(err.Error(), config.EnvSigningSecrets+": secret 2 of 2 is not a Standard Webhooks secret") ||
+		strings.Contains(err.Error(), "hunter2") || strings.Contains(err.Error(), "MfKQ9r8") {
+		t.Fatalf("malformed secret from Secrets Manager: %v", err)
+	}
+	// The secret named by the ARN wins over HOOKLINE_SIGNING_SECRETS.
+	cfg, err := load(" whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n")
+	if err != nil || len(cfg.SigningSecrets) != 1 || cfg.SigningSecrets[0] != "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" {
+		t.Fatalf("loaded %d secrets, %v", len(cfg.SigningSecrets), err)
+	}
+	if _, err := Verifier(cfg); err != nil {
+		t.Fatalf("verifier: %v", err)
 	}
 }

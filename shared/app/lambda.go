@@ -9,48 +9,63 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/hookline/hookline/shared/config"
 )
 
 // LoadLambda builds the App of a Lambda function at init: logs through
 // lambdacontext (request ids injected; JSON when the function's log format
-// is JSON), configuration from HOOKLINE_CONFIG and the environment, then
-// Connect.
+// is JSON); the secrets the environment names in Secrets Manager (see
+// ResolveSecrets); the configuration from HOOKLINE_CONFIG and the
+// environment with them, validated as a whole; then a Redis client with
+// the configured authentication and the App over it, as Connect.
 func LoadLambda() (*App, error) {
 	logger := lambdacontext.NewLogger()
 	slog.SetDefault(logger)
-	cfg, err := config.Load(os.Getenv)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clients := &awsClients{}
+	getenv, token, err := ResolveSecrets(ctx, os.Getenv, clients)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return Connect(ctx, cfg, logger)
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, cfg, clients, token, logger)
 }
 
-// Connect reads the secrets the configuration names from Secrets Manager
-// (when their ARNs are set), builds a Redis client with the configured
-// authentication (none, AUTH token, or ElastiCache IAM) and the App over it.
-// HOOKLINE_REDIS_URL is required.
+// Connect reads the Redis AUTH token from Secrets Manager when
+// HOOKLINE_REDIS_TOKEN_ARN is set, builds a Redis client with the
+// configured authentication (none, AUTH token, or ElastiCache IAM) and the
+// App over it. HOOKLINE_REDIS_URL is required. The signing secrets are not
+// read: only ingest needs them, and LoadLambda reads them before it loads
+// the configuration, so that it validates them.
 func Connect(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	clients := &awsClients{}
+	var token string
+	if cfg.Redis.URL != "" && cfg.Redis.TokenARN != "" {
+		var err error
+		if token, err = readSecret(ctx, clients, config.EnvRedisTokenARN, cfg.Redis.TokenARN); err != nil {
+			return nil, err
+		}
+	}
+	return connect(ctx, cfg, clients, token, logger)
+}
+
+// connect is Connect with the AUTH token, if any, already read.
+func connect(ctx context.Context, cfg *config.Config, clients *awsClients, token string, logger *slog.Logger) (*App, error) {
 	if cfg.Redis.URL == "" {
 		return nil, fmt.Errorf("app: %s is required (rediss://host:6379 for ElastiCache)", config.EnvRedisURL)
 	}
-	var auth RedisAuth
-	if cfg.SigningSecretsARN != "" || cfg.Redis.TokenARN != "" || cfg.Redis.Auth == config.RedisAuthIAM {
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	auth := RedisAuth{Token: token}
+	if cfg.Redis.Auth == config.RedisAuthIAM {
+		awsCfg, err := clients.config(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("app: AWS configuration: %w", err)
-		}
-		if auth.Token, err = ResolveSecrets(ctx, cfg, secretsmanager.NewFromConfig(awsCfg)); err != nil {
 			return nil, err
 		}
-		if cfg.Redis.Auth == config.RedisAuthIAM {
-			auth.IAM = &IAMTokens{Signer: awsCfg.Credentials, Region: awsCfg.Region,
-				CacheName: cfg.Redis.CacheName, User: cfg.Redis.User, Serverless: cfg.Redis.Serverless}
-		}
+		auth.IAM = &IAMTokens{Signer: awsCfg.Credentials, Region: awsCfg.Region,
+			CacheName: cfg.Redis.CacheName, User: cfg.Redis.User, Serverless: cfg.Redis.Serverless}
 	}
 	if cfg.Redis.Auth == config.RedisAuthToken && auth.Token == "" && !strings.Contains(cfg.Redis.URL, "@") {
 		return nil, fmt.Errorf("app: %s is token: give %s or a password in %s", config.EnvRedisAuth, config.EnvRedisTokenARN, config.EnvRedisURL)

@@ -10,9 +10,15 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"time"
 
+	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/shared/handler"
+	"github.com/hookline/hookline/shared/ingest"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/shared/schedule"
+	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/shared/webhook"
 	"gopkg.in/yaml.v3"
 )
 
@@ -45,6 +51,18 @@ const (
 	EnvStack = "HOOKLINE_STACK"
 )
 
+// Defaults that only the configuration has: the others belong to the
+// package that applies them (queue.ShardsDefault, drain.QuantumDefault, ...),
+// and setDefaults refers to them there.
+const (
+	// ConcurrencyDefault is a lane's default concurrency.
+	ConcurrencyDefault = 8
+	// SchemeDefault is the default signature scheme.
+	SchemeDefault = SchemeStandardWebhooks
+	// StackDefault is the default value of the Stack metric dimension.
+	StackDefault = "hookline"
+)
+
 // Built-in handler names. Any other handler name is a registered Go handler.
 const (
 	// HandlerForward posts each webhook to the route's URL.
@@ -58,29 +76,31 @@ const (
 // read-only afterwards. The zero value of each field stands for the default
 // documented on it.
 type Config struct {
-	// Shards is the number of shards keys are spread over, 1..4096. It is
-	// fixed for a deployment. Default 16.
+	// Shards is the number of shards keys are spread over,
+	// 1..queue.MaxShards. It is fixed for a deployment. Default
+	// queue.ShardsDefault.
 	Shards int `yaml:"shards"`
-	// Prefix starts every Redis key name: 1..32 of a-z, 0-9, '-', '_'.
-	// HOOKLINE_PREFIX overrides it. Default "hl".
+	// Prefix starts every Redis key name (queue.ValidPrefix).
+	// HOOKLINE_PREFIX overrides it. Default queue.PrefixDefault.
 	Prefix string `yaml:"prefix"`
 	// Tenant is a JSON pointer (RFC 6901) into the webhook body to the
 	// tenant id, such as "/data/customer_id". Required: no default.
 	Tenant string `yaml:"tenant"`
-	// Lanes maps lane names to their capacity. At least one is required.
-	Lanes map[string]Lane `yaml:"lanes"`
-	// Routes maps event codes to what is done with their webhooks. At least
+	// Lanes maps lane names (queue.ValidLane) to their capacity. At least
 	// one is required.
-	Routes map[string]Route `yaml:"routes"`
+	Lanes map[string]Lane `yaml:"lanes"`
+	// Routes maps event codes (webhook.ValidateCode) to what is done with
+	// their webhooks. At least one is required.
+	Routes map[string]Route `yaml:"-"` // read from routes by Parse
 	// Verify says how ingest checks signatures. Default scheme
 	// standard-webhooks.
 	Verify Verify `yaml:"verify"`
 	// MaxBody is the largest webhook body accepted, in bytes, at most 6 MiB.
 	// In the file (max_body) it is a number or a size such as "1MiB".
-	// Default 256 KiB.
+	// Default ingest.MaxBodyDefault.
 	MaxBody int64 `yaml:"-"` // read from max_body by Parse
 	// DedupWindow is how long a webhook id is remembered per key to drop
-	// duplicate deliveries; at least 1s. Default 24h.
+	// duplicate deliveries; at least 1s. Default queue.DedupWindowDefault.
 	DedupWindow Duration `yaml:"dedup_window"`
 	// DeadLetters bounds the dead letters kept per key.
 	DeadLetters DeadLetters `yaml:"dead_letters"`
@@ -114,10 +134,10 @@ type Config struct {
 // Lane is the capacity of one lane.
 type Lane struct {
 	// Concurrency is how many drains work the lane at once, at least 1.
-	// Default 8.
+	// Default ConcurrencyDefault.
 	Concurrency int `yaml:"concurrency"`
 	// Quantum is how long a drain works one key before yielding it, 1s..14m.
-	// Default 20s.
+	// Default drain.QuantumDefault.
 	Quantum Duration `yaml:"quantum"`
 }
 
@@ -132,21 +152,23 @@ type Route struct {
 	// Required by forward; default "".
 	URL string `yaml:"url"`
 	// Rate limits the handler's outbound calls; for forward, per (tenant,
-	// URL), shared by all routes with the same pair. The zero Rate, the
+	// URL), shared by all routes with the same pair. In the file it is
+	// written as ratelimit.ParseRate reads it ("2/s"). The zero Rate, the
 	// default, is unlimited.
-	Rate Rate `yaml:"rate"`
+	Rate ratelimit.Rate `yaml:"-"` // read from rate by Parse
 	// MaxAttempts is how many attempts a webhook gets before OnExhausted
-	// applies, 1..1000. Default 8.
+	// applies, 1..1000. Default drain.MaxAttemptsDefault.
 	MaxAttempts int `yaml:"max_attempts"`
 	// OnExhausted is what happens to a webhook whose attempts are used up:
-	// queue.DeadLetter or queue.Park. Default queue.DeadLetter.
+	// queue.DeadLetter or queue.Park. Default drain.PolicyDefault.
 	OnExhausted queue.Policy `yaml:"on_exhausted"`
 	// Secret is, for forward, the Standard Webhooks secret outgoing calls are
 	// signed with; custom handlers get it as is. Written "env:NAME" in the
 	// file, it holds the value of environment variable NAME. Default "": no
 	// signature.
 	Secret string `yaml:"secret"`
-	// Timeout bounds one forward HTTP call, 1ms..14m. Default 10s.
+	// Timeout bounds one forward HTTP call, 1ms..14m. Default
+	// handler.TimeoutDefault.
 	Timeout Duration `yaml:"timeout"`
 	// Headers are extra headers forward sends. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
@@ -196,50 +218,52 @@ const (
 // dead-lettered: its oldest dead letters beyond them are dropped.
 type DeadLetters struct {
 	// MaxPerKey is how many dead letters a key keeps, its newest,
-	// 1..1000000. Default 10000.
+	// 1..1000000. Default queue.DeadLetterMaxDefault.
 	MaxPerKey int `yaml:"max_per_key"`
 	// Retention is how long a dead letter is kept, 1h..87600h (10 years).
-	// Default 720h (30 days).
+	// Default queue.DeadLetterRetentionDefault.
 	Retention Duration `yaml:"retention"`
 }
 
 // Scheduler tunes the scheduler function.
 type Scheduler struct {
 	// Poll is the longest the scheduler waits between looks for ready keys,
-	// 10ms..5s. Default 1s.
+	// 10ms..5s. Default schedule.PollDefault.
 	Poll Duration `yaml:"poll"`
 	// Margin is how long before its Lambda deadline the scheduler stops,
-	// 1ms..14m. Default 5s.
+	// 1ms..14m. Default schedule.MarginDefault.
 	Margin Duration `yaml:"margin"`
 	// LeaseTTL is the scheduler's singleton lease, renewed every poll: a
 	// leader that dies is replaced by a standing-by scheduler within about
-	// this long. 1s..15m and at least twice Poll. Default 10s.
+	// this long. 1s..15m and at least twice Poll. Default
+	// schedule.SingletonTTLDefault.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// MetricsEvery is how often the scheduler emits queue metrics, 1s..1h.
-	// Default 10s.
+	// Default schedule.MetricsEveryDefault.
 	MetricsEvery Duration `yaml:"metrics_every"`
 }
 
 // Drain tunes the drain function and the leases it works under.
 type Drain struct {
 	// Batch is how many items a drain fetches from its key at a time,
-	// 1..1000. Default 10.
+	// 1..1000. Default drain.BatchDefault.
 	Batch int `yaml:"batch"`
 	// LeaseTTL is the lease an active drain holds and extends, 1s..15m.
-	// Default 30s.
+	// Default queue.LeaseTTLDefault.
 	LeaseTTL Duration `yaml:"lease_ttl"`
 	// ClaimTTL is the lease a claim grants until its drain activates it,
-	// 1s..15m. Default 60s.
+	// 1s..15m. Default queue.ClaimTTLDefault.
 	ClaimTTL Duration `yaml:"claim_ttl"`
 	// Margin is how long before its Lambda deadline a drain yields, 1ms..14m.
-	// Default 3s.
+	// Default drain.MarginDefault.
 	Margin Duration `yaml:"margin"`
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
-	// one yields the key until the call is allowed, 1ms..14m. Default 50ms.
+	// one yields the key until the call is allowed, 1ms..14m. Default
+	// handler.MaxRateWaitDefault.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
 	// RateMargin is added to the spacing of rate-limited calls, to absorb
 	// clock skew between drains and jitter between a call's slot and its
-	// arrival at the provider, 1ms..1s. Default 20ms.
+	// arrival at the provider, 1ms..1s. Default ratelimit.MarginDefault.
 	RateMargin Duration `yaml:"rate_margin"`
 }
 
@@ -253,16 +277,24 @@ type Metrics struct {
 	// Stack is the value of the Stack dimension every metric carries, so
 	// that two deployments in one account and namespace keep their metrics
 	// apart: 1..255 printable ASCII characters without space.
-	// HOOKLINE_STACK overrides it. Default "hookline".
+	// HOOKLINE_STACK overrides it. Default StackDefault.
 	Stack string `yaml:"stack"`
 	// stackFrom names where Stack came from, for error messages.
 	stackFrom string
 }
 
-// document is the file's shape: Config, with max_body read as a size.
+// document is the file's shape: Config, with max_body read as a size and
+// the routes' rates as text.
 type document struct {
 	Config  `yaml:",inline"`
-	MaxBody byteSize `yaml:"max_body"`
+	MaxBody byteSize            `yaml:"max_body"`
+	Routes  map[string]routeDoc `yaml:"routes"`
+}
+
+// routeDoc is a route's shape in the file: Route, with its rate as text.
+type routeDoc struct {
+	Route `yaml:",inline"`
+	Rate  rateSetting `yaml:"rate"`
 }
 
 // Load reads the YAML file named by HOOKLINE_CONFIG, applies the environment
@@ -315,6 +347,13 @@ func Parse(data []byte, getenv func(string) string) (*Config, error) {
 
 	c := &doc.Config
 	c.MaxBody = int64(doc.MaxBody)
+	if doc.Routes != nil {
+		c.Routes = make(map[string]Route, len(doc.Routes))
+		for code, rd := range doc.Routes {
+			rd.Route.Rate = rd.Rate.Rate
+			c.Routes[code] = rd.Route
+		}
+	}
 	c.lines = settingLines(data)
 	c.applyEnv(getenv, &p)
 	c.setDefaults()
@@ -400,47 +439,47 @@ func resolveEnv(v, setting string, getenv func(string) string, p *problems) stri
 
 // setDefaults fills in every zero setting with its default.
 func (c *Config) setDefaults() {
-	c.Shards = cmp.Or(c.Shards, 16)
-	c.Prefix = cmp.Or(c.Prefix, "hl")
+	c.Shards = cmp.Or(c.Shards, queue.ShardsDefault)
+	c.Prefix = cmp.Or(c.Prefix, queue.PrefixDefault)
 	for name, l := range c.Lanes {
-		l.Concurrency = cmp.Or(l.Concurrency, 8)
-		l.Quantum = cmp.Or(l.Quantum, Duration(20*time.Second))
+		l.Concurrency = cmp.Or(l.Concurrency, ConcurrencyDefault)
+		l.Quantum = cmp.Or(l.Quantum, Duration(drain.QuantumDefault))
 		c.Lanes[name] = l
 	}
 	for code, r := range c.Routes {
-		r.MaxAttempts = cmp.Or(r.MaxAttempts, 8)
-		r.OnExhausted = cmp.Or(r.OnExhausted, queue.DeadLetter)
-		r.Timeout = cmp.Or(r.Timeout, Duration(10*time.Second))
+		r.MaxAttempts = cmp.Or(r.MaxAttempts, drain.MaxAttemptsDefault)
+		r.OnExhausted = cmp.Or(r.OnExhausted, drain.PolicyDefault)
+		r.Timeout = cmp.Or(r.Timeout, Duration(handler.TimeoutDefault))
 		for i, h := range r.KeepHeaders {
 			r.KeepHeaders[i] = strings.ToLower(h)
 		}
 		c.Routes[code] = r
 	}
-	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeStandardWebhooks)
+	c.Verify.Scheme = cmp.Or(c.Verify.Scheme, SchemeDefault)
 	// Only the scheme's own settings get defaults, so validate can tell
 	// that another scheme's setting was given.
 	switch c.Verify.Scheme {
 	case SchemeStandardWebhooks:
-		c.Verify.Tolerance = cmp.Or(c.Verify.Tolerance, Duration(5*time.Minute))
+		c.Verify.Tolerance = cmp.Or(c.Verify.Tolerance, Duration(webhook.ToleranceDefault))
 	case SchemeHMAC:
 		c.Verify.Encoding = cmp.Or(c.Verify.Encoding, EncodingHex)
 	}
-	c.MaxBody = cmp.Or(c.MaxBody, 256<<10)
-	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(24*time.Hour))
-	c.DeadLetters.MaxPerKey = cmp.Or(c.DeadLetters.MaxPerKey, 10_000)
-	c.DeadLetters.Retention = cmp.Or(c.DeadLetters.Retention, Duration(30*24*time.Hour))
-	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(time.Second))
-	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(5*time.Second))
-	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(10*time.Second))
-	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(10*time.Second))
-	c.Drain.Batch = cmp.Or(c.Drain.Batch, 10)
-	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(30*time.Second))
-	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(60*time.Second))
-	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(3*time.Second))
-	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(50*time.Millisecond))
-	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(20*time.Millisecond))
-	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, "hookline")
-	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, "hookline")
+	c.MaxBody = cmp.Or(c.MaxBody, ingest.MaxBodyDefault)
+	c.DedupWindow = cmp.Or(c.DedupWindow, Duration(queue.DedupWindowDefault))
+	c.DeadLetters.MaxPerKey = cmp.Or(c.DeadLetters.MaxPerKey, queue.DeadLetterMaxDefault)
+	c.DeadLetters.Retention = cmp.Or(c.DeadLetters.Retention, Duration(queue.DeadLetterRetentionDefault))
+	c.Scheduler.Poll = cmp.Or(c.Scheduler.Poll, Duration(schedule.PollDefault))
+	c.Scheduler.Margin = cmp.Or(c.Scheduler.Margin, Duration(schedule.MarginDefault))
+	c.Scheduler.LeaseTTL = cmp.Or(c.Scheduler.LeaseTTL, Duration(schedule.SingletonTTLDefault))
+	c.Scheduler.MetricsEvery = cmp.Or(c.Scheduler.MetricsEvery, Duration(schedule.MetricsEveryDefault))
+	c.Drain.Batch = cmp.Or(c.Drain.Batch, drain.BatchDefault)
+	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(queue.LeaseTTLDefault))
+	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(queue.ClaimTTLDefault))
+	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(drain.MarginDefault))
+	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(handler.MaxRateWaitDefault))
+	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(ratelimit.MarginDefault))
+	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, telemetry.NamespaceDefault)
+	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, StackDefault)
 }
 
 // Route returns the route for event code, and whether there is one.
@@ -452,23 +491,6 @@ func (c *Config) Route(code string) (Route, bool) {
 // LaneNames returns the names of the lanes, sorted.
 func (c *Config) LaneNames() []string {
 	return slices.Sorted(maps.Keys(c.Lanes))
-}
-
-// QueueOptions returns the queue engine options the configuration implies.
-// Fields it does not set (backoff, clock, jitter) take the engine's defaults.
-func (c *Config) QueueOptions() queue.Options {
-	return queue.Options{
-		Prefix:      c.Prefix,
-		Shards:      c.Shards,
-		Lanes:       c.LaneNames(),
-		DedupWindow: time.Duration(c.DedupWindow),
-		LeaseTTL:    time.Duration(c.Drain.LeaseTTL),
-		ClaimTTL:    time.Duration(c.Drain.ClaimTTL),
-		MaxBatch:    c.Drain.Batch,
-
-		DeadLetterMax:       c.DeadLetters.MaxPerKey,
-		DeadLetterRetention: time.Duration(c.DeadLetters.Retention),
-	}
 }
 
 // RequireSigningSecrets reports an error naming HOOKLINE_SIGNING_SECRETS

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/ratelimit"
 )
 
 // exampleYAML is the file from the configuration contract, verbatim.
@@ -72,7 +73,7 @@ func TestParseExample(t *testing.T) {
 		Lane:        "quick",
 		Handler:     HandlerForward,
 		URL:         "https://api.example.com/hooks",
-		Rate:        Rate{N: 2, Per: time.Second},
+		Rate:        ratelimit.Rate{N: 2, Per: time.Second},
 		MaxAttempts: 8,
 		OnExhausted: queue.DeadLetter,
 		Timeout:     Duration(10 * time.Second),
@@ -169,7 +170,7 @@ dead_letters: {max_per_key: 1000000, retention: 87600h}
 		t.Fatalf("verify %+v", c.Verify)
 	}
 	r := c.Routes["invoice.paid"]
-	if r.Handler != "billing.Sync" || r.Rate != (Rate{N: 5, Per: 2 * time.Second}) || r.MaxAttempts != 1000 ||
+	if r.Handler != "billing.Sync" || r.Rate != (ratelimit.Rate{N: 5, Per: 2 * time.Second}) || r.MaxAttempts != 1000 ||
 		r.OnExhausted != queue.Park || r.Secret != "plain-for-custom-handler" || r.Timeout != Duration(1500*time.Millisecond) ||
 		r.Headers["X-Api-Version"] != "2" || !slices.Equal(r.KeepHeaders, []string{"user-agent", "x-request-id"}) {
 		t.Fatalf("route %#v", r)
@@ -536,29 +537,6 @@ func TestRequire(t *testing.T) {
 	c = mustParse(t, minimalYAML, env(map[string]string{EnvSigningSecrets: "whsec_c2Vj"}))
 	if err := c.RequireSigningSecrets(); err != nil {
 		t.Fatalf("RequireSigningSecrets with a secret: %v", err)
-	}
-}
-
-func TestQueueOptions(t *testing.T) {
-	c := mustParse(t, exampleYAML+"drain: {batch: 25, lease_ttl: 40s, claim_ttl: 90s}\ndedup_window: 1h\ndead_letters: {max_per_key: 500, retention: 168h}\n", env(map[string]string{EnvPrefix: "x"}))
-	want := queue.Options{
-		Prefix:      "x",
-		Shards:      16,
-		Lanes:       []string{"quick", "slow"},
-		DedupWindow: time.Hour,
-		LeaseTTL:    40 * time.Second,
-		ClaimTTL:    90 * time.Second,
-		MaxBatch:    25,
-
-		DeadLetterMax:       500,
-		DeadLetterRetention: 7 * 24 * time.Hour,
-	}
-	if got := c.QueueOptions(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("QueueOptions %+v, want %+v", got, want)
-	}
-	// The engine accepts them (New does not touch Redis).
-	if _, err := queue.New(nil, c.QueueOptions()); err != nil {
-		t.Fatalf("queue.New: %v", err)
 	}
 }
 

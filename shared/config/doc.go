@@ -80,7 +80,7 @@
 // load wider. It is fixed for a deployment: items queued under one count are
 // not found under another.
 //
-// prefix (default "hl", 1..32 of a-z, 0-9, '-', '_') starts every Redis key
+// prefix (default "hl", 1..32 of a-z, 0-9, '_', '-') starts every Redis key
 // name, so several deployments can share one Redis. HOOKLINE_PREFIX overrides
 // it.
 //
@@ -123,9 +123,9 @@
 //     registered by that name, checked when the function starts.
 //   - url (required by forward): absolute http or https URL.
 //   - rate (default unlimited): at most N calls per period, written "N/unit"
-//     or "N/duration": "2/s", "10/m", "100/h", "5/2s", "3/500ms". For forward
-//     the limit is per (tenant, url) and shared by every route with the same
-//     pair.
+//     or "N/duration": "2/s", "10/m", "100/h", "5/2s", "3/500ms"; N is
+//     1..1000000 and the period 1ms..24h. For forward the limit is per
+//     (tenant, url) and shared by every route with the same pair.
 //   - max_attempts (default 8, 1..1000): attempts before on_exhausted applies.
 //     A failing webhook is retried in place; its key waits, others do not.
 //   - on_exhausted (default dead-letter): "dead-letter" moves the webhook to

@@ -12,6 +12,7 @@ var settingTypes = map[string]reflect.Type{
 	"config.document":  reflect.TypeFor[document](),
 	"config.Lane":      reflect.TypeFor[Lane](),
 	"config.Route":     reflect.TypeFor[Route](),
+	"config.routeDoc":  reflect.TypeFor[routeDoc](),
 	"config.Scheduler": reflect.TypeFor[Scheduler](),
 	"config.Drain":     reflect.TypeFor[Drain](),
 	"config.Verify":    reflect.TypeFor[Verify](),

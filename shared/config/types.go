@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookline/hookline/shared/ratelimit"
 	"gopkg.in/yaml.v3"
 )
 
@@ -52,106 +53,35 @@ func fmtDur(d time.Duration) string {
 	return s
 }
 
-// Rate is a rate limit: at most N calls per Per. The zero Rate is no limit.
-type Rate struct {
-	N   int
-	Per time.Duration
-}
+// rateSetting reads a route's rate: ratelimit.ParseRate's syntax, or ""
+// for no limit (the zero ratelimit.Rate). Its errors are located at the
+// setting, like every other decoding error of the file.
+type rateSetting struct{ ratelimit.Rate }
 
-// Limits on a Rate.
-const (
-	maxRateN   = 1_000_000
-	minRatePer = time.Millisecond
-	maxRatePer = 24 * time.Hour
-)
-
-// ParseRate parses a rate written "N/unit" or "N/duration": "2/s", "10/m",
-// "100/h", "5/2s", "3/500ms". N is 1..1000000 and the period 1ms..24h. The
-// empty string is the zero Rate: no limit.
-func ParseRate(s string) (Rate, error) {
-	r, err := parseRate(s)
-	if err != nil {
-		return Rate{}, fmt.Errorf("config: rate %q: %w", s, err)
-	}
-	return r, nil
-}
-
-var errRateSyntax = errors.New(`want N/unit or N/duration such as "2/s", "10/m", "100/h" or "5/2s"`)
-
-func parseRate(s string) (Rate, error) {
-	if s == "" {
-		return Rate{}, nil
-	}
-	num, per, ok := strings.Cut(s, "/")
-	if !ok || num == "" || per == "" || strings.TrimLeft(num, "0123456789") != "" {
-		return Rate{}, errRateSyntax
-	}
-	n, err := strconv.Atoi(num)
-	if err != nil || n < 1 || n > maxRateN {
-		return Rate{}, fmt.Errorf("N must be 1..%d", maxRateN)
-	}
-	if per[0] < '0' || per[0] > '9' {
-		per = "1" + per // a bare unit: "s" is "1s"
-	}
-	d, err := time.ParseDuration(per)
-	if err != nil {
-		return Rate{}, errRateSyntax
-	}
-	if d < minRatePer || d > maxRatePer {
-		return Rate{}, fmt.Errorf("the period must be %s..%s", fmtDur(minRatePer), fmtDur(maxRatePer))
-	}
-	return Rate{N: n, Per: d}, nil
-}
-
-// IsZero reports whether r is the zero Rate, no limit.
-func (r Rate) IsZero() bool { return r == Rate{} }
-
-// Interval returns the spacing of calls at the rate, Per/N, or 0 for no
-// limit.
-func (r Rate) Interval() time.Duration {
-	if r.N <= 0 {
-		return 0
-	}
-	return r.Per / time.Duration(r.N)
-}
-
-// String returns the rate as ParseRate reads it ("2/s", "5/2s"), or "" for
-// the zero Rate.
-func (r Rate) String() string {
-	if r.IsZero() {
-		return ""
-	}
-	per := fmtDur(r.Per)
-	switch r.Per {
-	case time.Second:
-		per = "s"
-	case time.Minute:
-		per = "m"
-	case time.Hour:
-		per = "h"
-	}
-	return strconv.Itoa(r.N) + "/" + per
-}
-
-// UnmarshalYAML reads a rate as ParseRate does.
-func (r *Rate) UnmarshalYAML(n *yaml.Node) error {
+// UnmarshalYAML reads a rate as ratelimit.ParseRate does.
+func (r *rateSetting) UnmarshalYAML(n *yaml.Node) error {
 	n = resolveAlias(n)
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
 		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
 			return nodeError(n, "want a rate with a period such as \"%s/s\", got %s", n.Value, n.Value)
 		}
-		return nodeError(n, "%s, got %s", errRateSyntax, describe(n))
+		return nodeError(n, "want a rate such as \"2/s\" or \"5/2s\", got %s", describe(n))
 	}
-	v, err := parseRate(n.Value)
+	if n.Value == "" {
+		r.Rate = ratelimit.Rate{}
+		return nil
+	}
+	v, err := ratelimit.ParseRate(n.Value)
 	if err != nil {
+		var re *ratelimit.RateError
+		if errors.As(err, &re) {
+			return nodeError(n, "%q: %s", n.Value, re.Reason)
+		}
 		return nodeError(n, "%q: %s", n.Value, err)
 	}
-	*r = v
+	r.Rate = v
 	return nil
 }
-
-// MarshalYAML writes the rate as a string.
-func (r Rate) MarshalYAML() (any, error) { return r.String(), nil }
 
 // byteSize is a number of bytes written as an integer or a size with a
 // unit: "256KiB", "1MiB", "500KB".
@@ -228,7 +158,7 @@ const (
 // Verify says how ingest checks webhook signatures. In the file it is either
 // a scheme name or a mapping of these fields.
 type Verify struct {
-	// Scheme is the signature scheme. Default SchemeStandardWebhooks.
+	// Scheme is the signature scheme. Default SchemeDefault.
 	Scheme Scheme `yaml:"scheme"`
 	// Header is the request header holding the signature, for SchemeHMAC
 	// (required there). Default "".
@@ -240,8 +170,8 @@ type Verify struct {
 	// for SchemeHMAC. Default "".
 	Prefix string `yaml:"prefix"`
 	// Tolerance is how far the webhook-timestamp header may be from now,
-	// for SchemeStandardWebhooks, 1s..1h. Default 5m with
-	// SchemeStandardWebhooks, 0 with the others.
+	// for SchemeStandardWebhooks, 1s..1h. Default webhook.ToleranceDefault
+	// with SchemeStandardWebhooks, 0 with the others.
 	Tolerance Duration `yaml:"tolerance"`
 }
 

@@ -1,55 +1,12 @@
 package config
 
 import (
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/shared/ratelimit"
 	"gopkg.in/yaml.v3"
 )
-
-func TestParseRate(t *testing.T) {
-	tests := []struct {
-		in   string
-		want Rate
-		str  string
-	}{
-		{"2/s", Rate{2, time.Second}, "2/s"},
-		{"10/m", Rate{10, time.Minute}, "10/m"},
-		{"100/h", Rate{100, time.Hour}, "100/h"},
-		{"5/2s", Rate{5, 2 * time.Second}, "5/2s"},
-		{"3/500ms", Rate{3, 500 * time.Millisecond}, "3/500ms"},
-		{"1/1m30s", Rate{1, 90 * time.Second}, "1/1m30s"},
-		{"7/ms", Rate{7, time.Millisecond}, "7/1ms"},
-		{"4/1s", Rate{4, time.Second}, "4/s"},
-		{"", Rate{}, ""},
-	}
-	for _, tt := range tests {
-		got, err := ParseRate(tt.in)
-		if err != nil || got != tt.want {
-			t.Fatalf("ParseRate(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
-		}
-		if got.String() != tt.str {
-			t.Fatalf("%+v.String() = %q, want %q", got, got.String(), tt.str)
-		}
-		if back, err := ParseRate(got.String()); err != nil || back != got {
-			t.Fatalf("round trip of %q: %+v, %v", tt.in, back, err)
-		}
-	}
-	for _, in := range []string{"2", "/s", "2/", "-2/s", "+2/s", "0/s", "2/d", "2/0s", "2/100us", "2/25h", "1000001/s", "2 /s", "x/s", "99999999999999999999/s"} {
-		if r, err := ParseRate(in); err == nil {
-			t.Fatalf("ParseRate(%q) = %+v, want an error", in, r)
-		} else if !strings.HasPrefix(err.Error(), "config: rate ") {
-			t.Fatalf("ParseRate(%q): error %q lacks prefix", in, err)
-		}
-	}
-	if d := (Rate{N: 4, Per: time.Second}).Interval(); d != 250*time.Millisecond {
-		t.Fatalf("Interval %v", d)
-	}
-	if d := (Rate{}).Interval(); d != 0 || !(Rate{}).IsZero() {
-		t.Fatalf("zero Rate: Interval %v", d)
-	}
-}
 
 func TestParseSize(t *testing.T) {
 	tests := map[string]int64{
@@ -83,9 +40,9 @@ func TestDurationYAML(t *testing.T) {
 		}
 	}
 	out, err := yaml.Marshal(struct {
-		D Duration `yaml:"d"`
-		R Rate     `yaml:"r"`
-	}{Duration(14 * time.Minute), Rate{3, 500 * time.Millisecond}})
+		D Duration       `yaml:"d"`
+		R ratelimit.Rate `yaml:"r"`
+	}{Duration(14 * time.Minute), ratelimit.Rate{N: 3, Per: 500 * time.Millisecond}})
 	if err != nil || string(out) != "d: 14m\nr: 3/500ms\n" {
 		t.Fatalf("Marshal: %q, %v", out, err)
 	}

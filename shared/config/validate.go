@@ -13,11 +13,10 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/webhook"
 )
 
 var (
-	prefixRe  = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
-	laneRe    = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 	handlerRe = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,64}$`)
 	envName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	// A Lambda function name, with an optional version or alias, or a
@@ -27,7 +26,6 @@ var (
 
 // Limits on settings.
 const (
-	maxShards      = 4096
 	maxMaxAttempts = 1000
 	maxBatch       = 1000
 	maxBodyLimit   = 6 << 20 // the Lambda request payload limit
@@ -66,9 +64,9 @@ func (v *checker) durRange(setting string, d Duration, lo, hi time.Duration) {
 // found, joined. Each names its setting.
 func (c *Config) validate() error {
 	var v checker
-	v.intRange("shards", c.Shards, 1, maxShards)
-	if !prefixRe.MatchString(c.Prefix) {
-		v.add(cmp.Or(c.prefixFrom, "prefix"), "%q: want 1..32 of a-z, 0-9, '_', '-'", c.Prefix)
+	v.intRange("shards", c.Shards, 1, queue.MaxShards)
+	if !queue.ValidPrefix(c.Prefix) {
+		v.add(cmp.Or(c.prefixFrom, "prefix"), "%q: want 1..%d of a-z, 0-9, '_', '-'", c.Prefix, queue.MaxPrefixLen)
 	}
 	c.validateTenant(&v)
 
@@ -77,8 +75,8 @@ func (c *Config) validate() error {
 	}
 	for _, name := range c.LaneNames() {
 		l, path := c.Lanes[name], joinPath("lanes", name)
-		if !laneRe.MatchString(name) {
-			v.add(path, "lane name must be 1..64 of a-z, 0-9, '_', '-'")
+		if !queue.ValidLane(name) {
+			v.add(path, "lane name must be 1..%d of a-z, 0-9, '_', '-'", queue.MaxLaneLen)
 		}
 		if l.Concurrency < 1 {
 			v.add(path+".concurrency", "%d must be at least 1", l.Concurrency)
@@ -164,8 +162,8 @@ func (c *Config) validateTenant(v *checker) {
 
 func (c *Config) validateRoute(v *checker, code string, r Route) {
 	path := joinPath("routes", code)
-	if queue.ValidateCode(code) != nil {
-		v.add(path, "not a valid event code: want 1..%d printable ASCII characters without space, '{' or '}'", queue.MaxCodeLen)
+	if webhook.ValidateCode(code) != nil {
+		v.add(path, "not a valid event code: want 1..%d printable ASCII characters without space, '{' or '}'", webhook.MaxCodeLen)
 	}
 	switch _, ok := c.Lanes[r.Lane]; {
 	case r.Lane == "":

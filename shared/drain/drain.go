@@ -26,12 +26,23 @@ import (
 	"github.com/hookline/hookline/shared/webhook"
 )
 
+// Defaults of Route and Options, which New and the drain give their zero
+// fields. The configuration's defaults refer to them.
+const (
+	MaxAttemptsDefault = 8
+	PolicyDefault      = queue.DeadLetter
+	QuantumDefault     = 20 * time.Second
+	BatchDefault       = 10
+	MarginDefault      = 3 * time.Second
+)
+
 // Route is what the drain needs of a route: its handler and failure policy.
 type Route struct {
 	Handler handler.Handler
-	// MaxAttempts is the attempt count at which Policy applies. Default 8.
+	// MaxAttempts is the attempt count at which Policy applies. Default
+	// MaxAttemptsDefault.
 	MaxAttempts int
-	// Policy applies when attempts are used up. Default queue.DeadLetter.
+	// Policy applies when attempts are used up. Default PolicyDefault.
 	Policy queue.Policy
 }
 
@@ -41,12 +52,12 @@ type Options struct {
 	// code has no route is dead-lettered.
 	Routes func(code string) (Route, bool)
 	// Quantum is how long a drain works one key before yielding it, per
-	// lane. Default 20s for a lane not listed.
+	// lane. Default QuantumDefault for a lane not listed.
 	Quantum map[string]time.Duration
-	// Batch is how many items one fetch reads. Default 10.
+	// Batch is how many items one fetch reads. Default BatchDefault.
 	Batch int
 	// Margin is kept free before the invocation deadline for the final ack
-	// and yield. Default 3s.
+	// and yield. Default MarginDefault.
 	Margin time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
@@ -75,8 +86,8 @@ func New(e *queue.Engine, opt Options) (*Drainer, error) {
 	if opt.Routes == nil {
 		return nil, errors.New("drain: Options.Routes is required")
 	}
-	opt.Batch = cmp.Or(opt.Batch, 10)
-	opt.Margin = cmp.Or(opt.Margin, 3*time.Second)
+	opt.Batch = cmp.Or(opt.Batch, BatchDefault)
+	opt.Margin = cmp.Or(opt.Margin, MarginDefault)
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
@@ -317,7 +328,7 @@ func (d *Drainer) quantum(lane string) time.Duration {
 	if q, ok := d.opt.Quantum[lane]; ok && q > 0 {
 		return q
 	}
-	return 20 * time.Second
+	return QuantumDefault
 }
 
 func earliest(a, b time.Time) time.Time {
@@ -529,8 +540,8 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 	}
 	f := queue.Failure{
 		Reason:      herr.Error(),
-		MaxAttempts: cmp.Or(route.MaxAttempts, 8),
-		Policy:      cmp.Or(route.Policy, queue.DeadLetter),
+		MaxAttempts: cmp.Or(route.MaxAttempts, MaxAttemptsDefault),
+		Policy:      cmp.Or(route.Policy, PolicyDefault),
 	}
 	var perm *handler.PermanentError
 	f.Permanent = errors.As(herr, &perm)

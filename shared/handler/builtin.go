@@ -30,6 +30,14 @@ func Log(logger *slog.Logger) Handler {
 	})
 }
 
+// Defaults of ForwardConfig, which NewForward gives its zero fields. The
+// configuration's defaults refer to them.
+const (
+	TimeoutDefault         = 10 * time.Second
+	MaxRateWaitDefault     = 50 * time.Millisecond
+	MaxConnsPerHostDefault = 64
+)
+
 // ForwardConfig configures the built-in "forward" handler.
 type ForwardConfig struct {
 	// URL receives a POST of each webhook's exact body. Required.
@@ -39,13 +47,14 @@ type ForwardConfig struct {
 	Secret string
 	// Headers are added to every call.
 	Headers map[string]string
-	// Timeout bounds one call. Default 10s.
+	// Timeout bounds one call. Default TimeoutDefault.
 	Timeout time.Duration
 	// MaxConnsPerHost is how many connections the handler opens to one
 	// host and keeps alive between calls. Set it to how many calls can be
 	// in flight at once in the process: concurrent drains then reuse
 	// connections instead of dialing, and a call beyond it waits for a
-	// connection to come free. Default 64. Ignored when Client is set.
+	// connection to come free. Default MaxConnsPerHostDefault. Ignored
+	// when Client is set.
 	MaxConnsPerHost int
 	// Client makes the calls. Default a client with no overall timeout
 	// (Timeout applies per call) over a keep-alive pool shared by every
@@ -57,7 +66,8 @@ type ForwardConfig struct {
 	Rate    ratelimit.Rate
 	Limiter *ratelimit.Limiter
 	// MaxRateWait is the longest the handler sleeps for a rate-limit slot;
-	// a longer wait returns Throttled so the key yields instead. Default 50ms.
+	// a longer wait returns Throttled so the key yields instead. Default
+	// MaxRateWaitDefault.
 	MaxRateWait time.Duration
 	// Clock supplies "now" for the signature timestamp. Default wall clock.
 	Clock clock.Clock
@@ -91,9 +101,9 @@ func NewForward(cfg ForwardConfig) (*Forward, error) {
 			return nil, errors.New("handler: forward: secret is not a valid Standard Webhooks secret")
 		}
 	}
-	cfg.Timeout = cmp.Or(cfg.Timeout, 10*time.Second)
-	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, 50*time.Millisecond)
-	cfg.MaxConnsPerHost = cmp.Or(cfg.MaxConnsPerHost, 64)
+	cfg.Timeout = cmp.Or(cfg.Timeout, TimeoutDefault)
+	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, MaxRateWaitDefault)
+	cfg.MaxConnsPerHost = cmp.Or(cfg.MaxConnsPerHost, MaxConnsPerHostDefault)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: sharedTransport(poolKey{perHost: cfg.MaxConnsPerHost, headerTimeout: cfg.Timeout})}
 	}

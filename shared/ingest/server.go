@@ -55,8 +55,8 @@ import (
 	"github.com/hookline/hookline/shared/webhook"
 )
 
-// DefaultMaxBody is the default body limit: 256 KiB.
-const DefaultMaxBody = 256 << 10
+// MaxBodyDefault is the default body limit: 256 KiB.
+const MaxBodyDefault = 256 << 10
 
 // Options configure a Server. Zero values select the documented defaults.
 type Options struct {
@@ -70,7 +70,7 @@ type Options struct {
 	// Lane returns the lane of an event code, false for an unknown code.
 	// Required.
 	Lane func(code string) (string, bool)
-	// MaxBody limits the request body. Default DefaultMaxBody.
+	// MaxBody limits the request body. Default MaxBodyDefault.
 	MaxBody int64
 	// KeepHeaders returns the request headers stored with each item of an
 	// event code (lower-case). Default none: only what the handlers need,
@@ -114,9 +114,9 @@ func New(opt Options) (*Server, error) {
 	if err := webhook.ValidatePointer(opt.TenantPointer); err != nil || opt.TenantPointer == "" {
 		return nil, fmt.Errorf("ingest: Options.TenantPointer %q must be a JSON pointer such as /data/customer_id", opt.TenantPointer)
 	}
-	opt.MaxBody = cmp.Or(opt.MaxBody, DefaultMaxBody)
+	opt.MaxBody = cmp.Or(opt.MaxBody, MaxBodyDefault)
 	opt.RetryAfter = cmp.Or(opt.RetryAfter, 5*time.Second)
-	opt.StorageTimeout = cmp.Or(opt.StorageTimeout, DefaultStorageTimeout)
+	opt.StorageTimeout = cmp.Or(opt.StorageTimeout, StorageTimeoutDefault)
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
@@ -126,8 +126,8 @@ func New(opt Options) (*Server, error) {
 	return &Server{opt: opt, brk: newBreaker()}, nil
 }
 
-// DefaultStorageTimeout is the default Options.StorageTimeout.
-const DefaultStorageTimeout = 800 * time.Millisecond
+// StorageTimeoutDefault is the default Options.StorageTimeout.
+const StorageTimeoutDefault = 800 * time.Millisecond
 
 // ServeHTTP serves the ingest endpoints. Routing is by exact path, so every
 // answer, a wrong path or method included, has the JSON error shape
@@ -222,8 +222,8 @@ func (s *Server) receive(r *http.Request) outcome {
 		return refused(http.StatusUnprocessableEntity, "unknown_code", "no route for this event code")
 	}
 	id := strings.TrimSpace(r.Header.Get("webhook-id"))
-	if id != "" && queue.ValidateID(id) != nil {
-		return refused(http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", queue.MaxIDLen))
+	if id != "" && webhook.ValidateID(id) != nil {
+		return refused(http.StatusBadRequest, "invalid_id", fmt.Sprintf("webhook-id must be 1..%d printable characters without space, ':', '{' or '}'", webhook.MaxIDLen))
 	}
 	it := &queue.Item{ID: id, ReceivedAt: now, Tenant: p.Tenant, Code: p.Code, Body: body, Headers: s.keep(p.Code, r.Header)}
 	call, probe := s.brk.admit()
@@ -297,8 +297,8 @@ func flag(b bool) int {
 // MaxIDLen bytes, control characters replaced (it is the sender's text).
 func logID(v string) string {
 	v = strings.TrimSpace(v)
-	if len(v) > queue.MaxIDLen {
-		v = v[:queue.MaxIDLen] + "..."
+	if len(v) > webhook.MaxIDLen {
+		v = v[:webhook.MaxIDLen] + "..."
 	}
 	return strings.Map(func(c rune) rune {
 		if c < ' ' || c == 0x7f {

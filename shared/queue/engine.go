@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/webhook"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -69,40 +70,62 @@ func codeErr(code int64) error {
 	return nil
 }
 
+// Defaults of Options, which New gives its zero fields. The configuration's
+// defaults refer to them, so an engine built without one behaves as a
+// default configuration.
+const (
+	PrefixDefault              = "hl"
+	ShardsDefault              = 16
+	LaneDefault                = "default"
+	DedupWindowDefault         = 24 * time.Hour
+	ClaimTTLDefault            = 60 * time.Second
+	LeaseTTLDefault            = 30 * time.Second
+	MaxBatchDefault            = 100
+	BackoffBaseDefault         = time.Second
+	BackoffCapDefault          = 15 * time.Minute
+	DeadLetterMaxDefault       = 10_000
+	DeadLetterRetentionDefault = 30 * 24 * time.Hour
+)
+
+// MaxShards is the most shards a deployment may have.
+const MaxShards = 4096
+
 // Options configure an Engine. The zero value of each field selects the
 // default documented on it.
 type Options struct {
-	// Prefix starts every key name; lower-case letters, digits, '-' and '_'.
-	// Default "hl".
+	// Prefix starts every key name: 1..MaxPrefixLen of a-z, 0-9, '_' and
+	// '-' (ValidPrefix). Default PrefixDefault.
 	Prefix string
-	// Shards is the number of shards keys are spread over. It is fixed for a
-	// deployment: changing it strands existing keys. Default 16.
+	// Shards is the number of shards keys are spread over, 1..MaxShards. It
+	// is fixed for a deployment: changing it strands existing keys. Default
+	// ShardsDefault.
 	Shards int
-	// Lanes are the lane names, used by the operator reads that scan every
-	// lane. Default ["default"].
+	// Lanes are the lane names (ValidLane), used by the operator reads that
+	// scan every lane. Default [LaneDefault].
 	Lanes []string
 	// DedupWindow is how long an item id is remembered per key to drop
-	// duplicates. Default 24h; negative disables dedup.
+	// duplicates. Default DedupWindowDefault; negative disables dedup.
 	DedupWindow time.Duration
 	// ClaimTTL is the lease a claim grants until its drain activates it; it
-	// bounds how long a lost dispatch keeps a key. Default 60s.
+	// bounds how long a lost dispatch keeps a key. Default ClaimTTLDefault.
 	ClaimTTL time.Duration
-	// LeaseTTL is the lease Activate and Extend grant. Default 30s.
+	// LeaseTTL is the lease Activate and Extend grant. Default
+	// LeaseTTLDefault.
 	LeaseTTL time.Duration
-	// MaxBatch caps the items one Fetch returns. Default 100.
+	// MaxBatch caps the items one Fetch returns. Default MaxBatchDefault.
 	MaxBatch int
 	// BackoffBase and BackoffCap shape retry delays: attempt n waits
 	// min(cap, base*2^(n-1)), of which the upper half is jittered.
-	// Defaults 1s and 15m.
+	// Defaults BackoffBaseDefault and BackoffCapDefault.
 	BackoffBase time.Duration
 	BackoffCap  time.Duration
 	// DeadLetterMax caps the dead letters kept per key: when an item is
 	// dead-lettered, the oldest records beyond it are dropped. Default
-	// 10,000; negative keeps every one.
+	// DeadLetterMaxDefault; negative keeps every one.
 	DeadLetterMax int
 	// DeadLetterRetention is how long a dead letter is kept: records dead
-	// longer are dropped when their key buries another item. Default 30
-	// days; negative keeps them forever.
+	// longer are dropped when their key buries another item. Default
+	// DeadLetterRetentionDefault; negative keeps them forever.
 	DeadLetterRetention time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
@@ -111,19 +134,19 @@ type Options struct {
 }
 
 func (o Options) withDefaults() Options {
-	o.Prefix = cmp.Or(o.Prefix, "hl")
-	o.Shards = cmp.Or(o.Shards, 16)
+	o.Prefix = cmp.Or(o.Prefix, PrefixDefault)
+	o.Shards = cmp.Or(o.Shards, ShardsDefault)
 	if len(o.Lanes) == 0 {
-		o.Lanes = []string{"default"}
+		o.Lanes = []string{LaneDefault}
 	}
-	o.DedupWindow = cmp.Or(o.DedupWindow, 24*time.Hour)
-	o.ClaimTTL = cmp.Or(o.ClaimTTL, 60*time.Second)
-	o.LeaseTTL = cmp.Or(o.LeaseTTL, 30*time.Second)
-	o.MaxBatch = cmp.Or(o.MaxBatch, 100)
-	o.BackoffBase = cmp.Or(o.BackoffBase, time.Second)
-	o.BackoffCap = cmp.Or(o.BackoffCap, 15*time.Minute)
-	o.DeadLetterMax = cmp.Or(o.DeadLetterMax, 10_000)
-	o.DeadLetterRetention = cmp.Or(o.DeadLetterRetention, 30*24*time.Hour)
+	o.DedupWindow = cmp.Or(o.DedupWindow, DedupWindowDefault)
+	o.ClaimTTL = cmp.Or(o.ClaimTTL, ClaimTTLDefault)
+	o.LeaseTTL = cmp.Or(o.LeaseTTL, LeaseTTLDefault)
+	o.MaxBatch = cmp.Or(o.MaxBatch, MaxBatchDefault)
+	o.BackoffBase = cmp.Or(o.BackoffBase, BackoffBaseDefault)
+	o.BackoffCap = cmp.Or(o.BackoffCap, BackoffCapDefault)
+	o.DeadLetterMax = cmp.Or(o.DeadLetterMax, DeadLetterMaxDefault)
+	o.DeadLetterRetention = cmp.Or(o.DeadLetterRetention, DeadLetterRetentionDefault)
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
@@ -134,17 +157,15 @@ func (o Options) withDefaults() Options {
 }
 
 func (o Options) validate() error {
-	for _, c := range o.Prefix {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("queue: Prefix %q: only a-z, 0-9, '-' and '_' are allowed", o.Prefix)
-		}
+	if !ValidPrefix(o.Prefix) {
+		return fmt.Errorf("queue: Prefix %q: want 1..%d of a-z, 0-9, '_', '-'", o.Prefix, MaxPrefixLen)
 	}
-	if o.Shards < 1 || o.Shards > 4096 {
-		return fmt.Errorf("queue: Shards %d: must be 1..4096", o.Shards)
+	if o.Shards < 1 || o.Shards > MaxShards {
+		return fmt.Errorf("queue: Shards %d: must be 1..%d", o.Shards, MaxShards)
 	}
 	for _, l := range o.Lanes {
-		if !keyPart(l, 64, false) {
-			return fmt.Errorf("queue: lane %q: must be 1..64 printable characters without space, ':', '{', '}'", l)
+		if !ValidLane(l) {
+			return fmt.Errorf("queue: lane %q: want 1..%d of a-z, 0-9, '_', '-'", l, MaxLaneLen)
 		}
 	}
 	if o.ClaimTTL < time.Second || o.LeaseTTL < time.Second {
@@ -1223,7 +1244,7 @@ func (e *Engine) Fail(ctx context.Context, l *Lease, id string, f Failure) (Fail
 // SplitKey splits a key into tenant and code, validating both.
 func SplitKey(key string) (tenant, code string, err error) {
 	tenant, code, ok := strings.Cut(key, ":")
-	if !ok || ValidateTenant(tenant) != nil || ValidateCode(code) != nil {
+	if !ok || webhook.ValidateTenant(tenant) != nil || webhook.ValidateCode(code) != nil {
 		return "", "", ErrInvalidKey
 	}
 	return tenant, code, nil

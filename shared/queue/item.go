@@ -9,16 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// Limits on the parts of an item that become part of a Redis key name.
-const (
-	// MaxTenantLen is the longest tenant id accepted.
-	MaxTenantLen = 128
-	// MaxCodeLen is the longest event code accepted.
-	MaxCodeLen = 128
-	// MaxIDLen is the longest item id accepted.
-	MaxIDLen = 128
+	"github.com/hookline/hookline/shared/webhook"
 )
 
 // Header is one HTTP header kept with an item.
@@ -62,71 +54,21 @@ func (it *Item) Header(name string) string {
 	return ""
 }
 
-// Validation errors. They name the offending part and never echo its value,
-// which may be attacker-controlled.
-var (
-	// ErrInvalidTenant reports a tenant that is empty, too long, or holds a
-	// character outside printable ASCII, a space, ':', '{' or '}'.
-	ErrInvalidTenant = errors.New("queue: invalid tenant")
-	// ErrInvalidCode reports an event code that is empty, too long, or holds a
-	// character outside printable ASCII, a space, '{' or '}'.
-	ErrInvalidCode = errors.New("queue: invalid event code")
-	// ErrInvalidID reports an item id that is empty, too long, or holds a
-	// character outside printable ASCII, a space, ':', '{' or '}'.
-	ErrInvalidID = errors.New("queue: invalid item id")
-	// ErrInvalidHeader reports a header name or value with a line break, or a
-	// name with ':' or a space.
-	ErrInvalidHeader = errors.New("queue: invalid header")
-)
-
-// ValidateTenant reports whether tenant may become part of a key.
-func ValidateTenant(tenant string) error {
-	if !keyPart(tenant, MaxTenantLen, false) {
-		return ErrInvalidTenant
-	}
-	return nil
-}
-
-// ValidateCode reports whether code may become part of a key.
-func ValidateCode(code string) error {
-	if !keyPart(code, MaxCodeLen, true) {
-		return ErrInvalidCode
-	}
-	return nil
-}
-
-// ValidateID reports whether id may be used as an item id.
-func ValidateID(id string) error {
-	if !keyPart(id, MaxIDLen, false) {
-		return ErrInvalidID
-	}
-	return nil
-}
-
-// keyPart reports whether s is 1..max bytes of printable ASCII without
-// space, '{', '}' (hash-tag delimiters) and, unless colonOK, ':'.
-func keyPart(s string, max int, colonOK bool) bool {
-	if len(s) == 0 || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c > '~' || c == '{' || c == '}' || (c == ':' && !colonOK) {
-			return false
-		}
-	}
-	return true
-}
+// ErrInvalidHeader reports a header name or value with a line break, or a
+// name with ':' or a space. It never quotes the value.
+var ErrInvalidHeader = errors.New("queue: invalid header")
 
 // validate checks every part of it that the engine relies on.
 func (it *Item) validate() error {
-	if err := ValidateTenant(it.Tenant); err != nil {
+	// The rules are webhook's, so that what ingest accepts the engine
+	// stores; their errors never quote the value.
+	if err := webhook.ValidateTenant(it.Tenant); err != nil {
 		return err
 	}
-	if err := ValidateCode(it.Code); err != nil {
+	if err := webhook.ValidateCode(it.Code); err != nil {
 		return err
 	}
-	if err := ValidateID(it.ID); err != nil {
+	if err := webhook.ValidateID(it.ID); err != nil {
 		return err
 	}
 	for _, h := range it.Headers {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookline/hookline/shared/webhook"
 )
 
 func sampleItem() *Item {
@@ -109,16 +111,16 @@ func TestValidation(t *testing.T) {
 		it   Item
 		want error
 	}{
-		{"empty tenant", Item{ID: "a", Tenant: "", Code: "c"}, ErrInvalidTenant},
-		{"tenant with colon", Item{ID: "a", Tenant: "a:b", Code: "c"}, ErrInvalidTenant},
-		{"tenant with space", Item{ID: "a", Tenant: "a b", Code: "c"}, ErrInvalidTenant},
-		{"tenant with brace", Item{ID: "a", Tenant: "{x}", Code: "c"}, ErrInvalidTenant},
-		{"tenant too long", Item{ID: "a", Tenant: strings.Repeat("t", MaxTenantLen+1), Code: "c"}, ErrInvalidTenant},
-		{"tenant non-ascii", Item{ID: "a", Tenant: "zürich", Code: "c"}, ErrInvalidTenant},
-		{"empty code", Item{ID: "a", Tenant: "t", Code: ""}, ErrInvalidCode},
-		{"code with newline", Item{ID: "a", Tenant: "t", Code: "a\nb"}, ErrInvalidCode},
-		{"id with colon", Item{ID: "a:b", Tenant: "t", Code: "c"}, ErrInvalidID},
-		{"id with tab", Item{ID: "a\tb", Tenant: "t", Code: "c"}, ErrInvalidID},
+		{"empty tenant", Item{ID: "a", Tenant: "", Code: "c"}, webhook.ErrInvalidTenant},
+		{"tenant with colon", Item{ID: "a", Tenant: "a:b", Code: "c"}, webhook.ErrInvalidTenant},
+		{"tenant with space", Item{ID: "a", Tenant: "a b", Code: "c"}, webhook.ErrInvalidTenant},
+		{"tenant with brace", Item{ID: "a", Tenant: "{x}", Code: "c"}, webhook.ErrInvalidTenant},
+		{"tenant too long", Item{ID: "a", Tenant: strings.Repeat("t", webhook.MaxTenantLen+1), Code: "c"}, webhook.ErrInvalidTenant},
+		{"tenant non-ascii", Item{ID: "a", Tenant: "zürich", Code: "c"}, webhook.ErrInvalidTenant},
+		{"empty code", Item{ID: "a", Tenant: "t", Code: ""}, webhook.ErrInvalidCode},
+		{"code with newline", Item{ID: "a", Tenant: "t", Code: "a\nb"}, webhook.ErrInvalidCode},
+		{"id with colon", Item{ID: "a:b", Tenant: "t", Code: "c"}, webhook.ErrInvalidID},
+		{"id with tab", Item{ID: "a\tb", Tenant: "t", Code: "c"}, webhook.ErrInvalidID},
 		{"header with newline", Item{ID: "a", Tenant: "t", Code: "c", Headers: []Header{{"x", "1\r\n2"}}}, ErrInvalidHeader},
 		{"header name with colon", Item{ID: "a", Tenant: "t", Code: "c", Headers: []Header{{"x:y", "1"}}}, ErrInvalidHeader},
 	}
@@ -147,7 +149,7 @@ func TestNewIDSortsByTime(t *testing.T) {
 	prev := ""
 	for i := range 2000 {
 		id := NewID(base.Add(time.Duration(i) * time.Millisecond))
-		if len(id) != 26 || ValidateID(id) != nil {
+		if len(id) != 26 || webhook.ValidateID(id) != nil {
 			t.Fatalf("bad id %q", id)
 		}
 		if id <= prev {

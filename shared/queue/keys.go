@@ -6,6 +6,40 @@ import (
 	"strconv"
 )
 
+// Rules for the names the engine puts into key names besides a webhook's
+// tenant, code and id (webhook owns those): the prefix and the lane names.
+// The configuration checks its settings with ValidPrefix and ValidLane, so
+// the file and the engine accept the same names.
+const (
+	// MaxPrefixLen is the longest key prefix.
+	MaxPrefixLen = 32
+	// MaxLaneLen is the longest lane name.
+	MaxLaneLen = 64
+)
+
+// ValidPrefix reports whether p may start every key name: 1 to MaxPrefixLen
+// of a-z, 0-9, '_' and '-'. Nothing that needs escaping in a key pattern or
+// a Redis ACL key rule can slip in, and one deployment's keys never start
+// with another's prefix followed by ':'.
+func ValidPrefix(p string) bool { return isName(p, MaxPrefixLen) }
+
+// ValidLane reports whether name may be a lane: 1 to MaxLaneLen of a-z,
+// 0-9, '_' and '-'.
+func ValidLane(name string) bool { return isName(name, MaxLaneLen) }
+
+// isName reports whether s is 1 to max bytes of a-z, 0-9, '_' and '-'.
+func isName(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // keyspace names every Redis key the engine uses. Key names are built here and
 // nowhere else.
 //

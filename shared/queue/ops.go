@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookline/hookline/shared/webhook"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -804,7 +805,7 @@ func (e *Engine) PausedKeys(ctx context.Context) ([]PausedKey, error) {
 // sorted. It scans every lane's ready index and the paused index of every
 // shard for the tenant's keys.
 func (e *Engine) TenantKeys(ctx context.Context, tenant string) ([]string, error) {
-	if err := ValidateTenant(tenant); err != nil {
+	if err := webhook.ValidateTenant(tenant); err != nil {
 		return nil, err
 	}
 	match := globEscape(tenant) + ":*"

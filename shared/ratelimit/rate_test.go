@@ -37,6 +37,20 @@ func TestParseRate(t *testing.T) {
 		{in: "2/s/3", wantErr: true},
 		{in: "1.5/s", wantErr: true},
 		{in: "99999999999999999999/s", wantErr: true},
+		// The limits, and what the configuration's parser refused before
+		// it became this one.
+		{in: "1000000/s", want: Rate{MaxRateN, time.Second}},
+		{in: "1000001/s", wantErr: true},
+		{in: "1/24h", want: Rate{1, MaxRatePer}},
+		{in: "1/25h", wantErr: true},
+		{in: "2/100us", wantErr: true},
+		{in: "1/us", wantErr: true},
+		{in: "2/d", wantErr: true},
+		{in: "2 /s", wantErr: true},
+		{in: "x/s", wantErr: true},
+		{in: "7/ms", want: Rate{7, time.Millisecond}},
+		{in: "1/1m30s", want: Rate{1, 90 * time.Second}},
+		{in: "4/1s", want: Rate{4, time.Second}},
 	}
 	for _, tc := range tests {
 		got, err := ParseRate(tc.in)
@@ -44,8 +58,9 @@ func TestParseRate(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParseRate(%q) = %+v, want an error", tc.in, got)
 			}
-			if !errors.Is(err, ErrInvalidRate) {
-				t.Fatalf("ParseRate(%q) error %v does not wrap ErrInvalidRate", tc.in, err)
+			var re *RateError
+			if !errors.Is(err, ErrInvalidRate) || !errors.As(err, &re) || re.Rate != tc.in {
+				t.Fatalf("ParseRate(%q) error %v is not a RateError wrapping ErrInvalidRate", tc.in, err)
 			}
 			continue
 		}
@@ -81,6 +96,21 @@ func TestRateString(t *testing.T) {
 		if err != nil || back != tc.r {
 			t.Fatalf("ParseRate(%q) = %+v, %v; want %+v", tc.want, back, err, tc.r)
 		}
+	}
+	// The zero Rate, no limit, is written as nothing, and read back from it.
+	var zero Rate
+	if !zero.IsZero() || zero.String() != "" || zero.Interval() != 0 {
+		t.Fatalf("zero Rate: %q, interval %v", zero.String(), zero.Interval())
+	}
+	if err := zero.UnmarshalText(nil); err != nil || !zero.IsZero() {
+		t.Fatalf("UnmarshalText(empty) = %+v, %v", zero, err)
+	}
+	var r Rate
+	if err := r.UnmarshalText([]byte("5/2s")); err != nil || r != (Rate{5, 2 * time.Second}) {
+		t.Fatalf("UnmarshalText(5/2s) = %+v, %v", r, err)
+	}
+	if err := r.UnmarshalText([]byte("0/s")); !errors.Is(err, ErrInvalidRate) {
+		t.Fatalf("UnmarshalText(0/s): %v", err)
 	}
 }
 
@@ -126,8 +156,8 @@ func FuzzParseRate(f *testing.F) {
 			}
 			return
 		}
-		if r.N < 1 || r.Per <= 0 {
-			t.Fatalf("ParseRate(%q) = %+v: accepted an invalid rate", s, r)
+		if r.N < 1 || r.N > MaxRateN || r.Per < MinRatePer || r.Per > MaxRatePer || r.validate() != nil {
+			t.Fatalf("ParseRate(%q) = %+v: accepted a rate out of range", s, r)
 		}
 		back, err := ParseRate(r.String())
 		if err != nil || back != r {

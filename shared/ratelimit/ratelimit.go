@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/shared/clock"
+	"github.com/hookline/hookline/shared/queue"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -19,8 +20,8 @@ var (
 	// than maxWait from now; nothing was reserved, and the Reservation
 	// returned with it says when a slot will next be free.
 	ErrTooLong = errors.New("ratelimit: next slot is further away than maxWait")
-	// ErrInvalidRate reports a rate with N < 1 or Per <= 0, or a rate string
-	// ParseRate cannot read.
+	// ErrInvalidRate reports a rate outside the limits MaxRateN, MinRatePer
+	// and MaxRatePer, or a rate string ParseRate cannot read.
 	ErrInvalidRate = errors.New("ratelimit: invalid rate")
 	// ErrInvalidBucket reports an empty endpoint or a credential containing
 	// a NUL byte (NUL separates the two in the bucket's hash).
@@ -42,11 +43,14 @@ func codeErr(code int64) error {
 	return nil
 }
 
+// MarginDefault is the default Options.Margin.
+const MarginDefault = 20 * time.Millisecond
+
 // Options configure a Limiter. The zero value of each field selects the
 // default documented on it.
 type Options struct {
-	// Prefix starts every key name; lower-case letters, digits, '-' and '_'.
-	// Default "hl".
+	// Prefix starts every key name: 1..queue.MaxPrefixLen of a-z, 0-9, '_'
+	// and '-' (queue.ValidPrefix). Default queue.PrefixDefault.
 	Prefix string
 	// Clock supplies "now". Default the wall clock (clock.Real{}).
 	Clock clock.Clock
@@ -55,19 +59,19 @@ type Options struct {
 	// skew between the callers that share a bucket (each sleeps until a slot
 	// start by its own clock) and the jitter between a caller's wake-up and
 	// its request reaching the provider, which would otherwise let two calls
-	// land closer together than the provider allows. Default 20ms; a
-	// negative value means no margin.
+	// land closer together than the provider allows. Default MarginDefault;
+	// a negative value means no margin.
 	Margin time.Duration
 }
 
 func (o Options) withDefaults() Options {
-	o.Prefix = cmp.Or(o.Prefix, "hl")
+	o.Prefix = cmp.Or(o.Prefix, queue.PrefixDefault)
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
 	switch {
 	case o.Margin == 0:
-		o.Margin = 20 * time.Millisecond
+		o.Margin = MarginDefault
 	case o.Margin < 0:
 		o.Margin = 0
 	}
@@ -75,10 +79,9 @@ func (o Options) withDefaults() Options {
 }
 
 func (o Options) validate() error {
-	for _, c := range o.Prefix {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return fmt.Errorf("ratelimit: Prefix %q: only a-z, 0-9, '-' and '_' are allowed", o.Prefix)
-		}
+	// Buckets share the engine's key prefix, so they obey its rule.
+	if !queue.ValidPrefix(o.Prefix) {
+		return fmt.Errorf("ratelimit: Prefix %q: want 1..%d of a-z, 0-9, '_', '-'", o.Prefix, queue.MaxPrefixLen)
 	}
 	return nil
 }

@@ -44,6 +44,17 @@ func (f InvokerFunc) Invoke(ctx context.Context, l queue.Lease) error { return f
 // singletonName names the scheduler's singleton lease.
 const singletonName = "scheduler"
 
+// Defaults of Options, which New gives its zero fields. The configuration's
+// defaults refer to them.
+const (
+	PollDefault              = time.Second
+	MarginDefault            = 5 * time.Second
+	MetricsEveryDefault      = 10 * time.Second
+	InvokeConcurrencyDefault = 16
+	ReleaseBackoffDefault    = 5 * time.Second
+	SingletonTTLDefault      = 10 * time.Second
+)
+
 // Options configure a Scheduler. Zero values select the documented defaults.
 type Options struct {
 	// Lanes maps each lane to its concurrency cap: the most live leases
@@ -51,25 +62,27 @@ type Options struct {
 	Lanes map[string]int
 	// Poll is the longest wait between polls when nothing wakes the
 	// scheduler: new work (Notify, or Engine.Wake when RedisWake is set)
-	// and a delayed key's ready time wake it sooner. Default 1s.
+	// and a delayed key's ready time wake it sooner. Default PollDefault.
 	Poll time.Duration
 	// RedisWake makes the scheduler wait on the engine's wake signal
 	// (Engine.Wake from other processes: ingest and drain functions)
 	// instead of in-process Notify calls.
 	RedisWake bool
 	// Margin: the loop stops this long before the invocation deadline.
-	// Default 5s.
+	// Default MarginDefault.
 	Margin time.Duration
-	// MetricsEvery is how often queue metrics are emitted. Default 10s.
+	// MetricsEvery is how often queue metrics are emitted. Default
+	// MetricsEveryDefault.
 	MetricsEvery time.Duration
-	// InvokeConcurrency bounds the Invoke calls in flight. Default 16.
+	// InvokeConcurrency bounds the Invoke calls in flight. Default
+	// InvokeConcurrencyDefault.
 	InvokeConcurrency int
 	// ReleaseBackoff: after an Invoke fails, the key is ready again this
-	// much later. Default 5s.
+	// much later. Default ReleaseBackoffDefault.
 	ReleaseBackoff time.Duration
 	// SingletonTTL is the scheduler lease, renewed at every poll: a leader
 	// that dies is replaced within about this long. Keep it well above the
-	// longest poll (claims and Invoke calls). Default 10s.
+	// longest poll (claims and Invoke calls). Default SingletonTTLDefault.
 	SingletonTTL time.Duration
 	// Owner identifies this scheduler (its request id). Default random.
 	Owner string
@@ -117,12 +130,12 @@ func New(e *queue.Engine, inv Invoker, opt Options) (*Scheduler, error) {
 		lanes = append(lanes, lane)
 	}
 	slices.Sort(lanes)
-	opt.Poll = cmp.Or(opt.Poll, time.Second)
-	opt.Margin = cmp.Or(opt.Margin, 5*time.Second)
-	opt.MetricsEvery = cmp.Or(opt.MetricsEvery, 10*time.Second)
-	opt.InvokeConcurrency = cmp.Or(opt.InvokeConcurrency, 16)
-	opt.ReleaseBackoff = cmp.Or(opt.ReleaseBackoff, 5*time.Second)
-	opt.SingletonTTL = cmp.Or(opt.SingletonTTL, 10*time.Second)
+	opt.Poll = cmp.Or(opt.Poll, PollDefault)
+	opt.Margin = cmp.Or(opt.Margin, MarginDefault)
+	opt.MetricsEvery = cmp.Or(opt.MetricsEvery, MetricsEveryDefault)
+	opt.InvokeConcurrency = cmp.Or(opt.InvokeConcurrency, InvokeConcurrencyDefault)
+	opt.ReleaseBackoff = cmp.Or(opt.ReleaseBackoff, ReleaseBackoffDefault)
+	opt.SingletonTTL = cmp.Or(opt.SingletonTTL, SingletonTTLDefault)
 	if opt.Owner == "" {
 		var b [8]byte
 		_, _ = rand.Read(b[:])

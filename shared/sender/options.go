@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookline/hookline/shared/queue"
 	"github.com/hookline/hookline/shared/webhook"
 )
 
@@ -152,8 +151,8 @@ func newPlan(opt Options) (*plan, error) {
 	seen := make(map[string]bool, len(opt.Codes))
 	longest := ""
 	for i, code := range opt.Codes {
-		if queue.ValidateCode(code) != nil || strings.Contains(code, ":") {
-			return nil, invalid("Codes[%d]: %q is not 1 to %d bytes of printable ASCII without space, ':', '{' and '}'", i, code, queue.MaxCodeLen)
+		if webhook.ValidateCode(code) != nil || strings.Contains(code, ":") {
+			return nil, invalid("Codes[%d]: %q is not 1 to %d bytes of printable ASCII without space, ':', '{' and '}'", i, code, webhook.MaxCodeLen)
 		}
 		if seen[code] {
 			return nil, invalid("Codes[%d]: %q appears twice", i, code)
@@ -167,11 +166,11 @@ func newPlan(opt Options) (*plan, error) {
 	if opt.Run == "" {
 		opt.Run = NewRun()
 	}
-	if queue.ValidateID(opt.Run) != nil {
+	if webhook.ValidateID(opt.Run) != nil {
 		return nil, invalid("Run: %q is not printable ASCII without space, ':', '{' and '}'", opt.Run)
 	}
-	if id := webhookID(opt.Run, tenantName(opt.Tenants), longest, opt.Count-1); queue.ValidateID(id) != nil {
-		return nil, invalid("webhook ids such as %q are longer than %d bytes: shorten Run or Codes", id, queue.MaxIDLen)
+	if id := webhookID(opt.Run, tenantName(opt.Tenants), longest, opt.Count-1); webhook.ValidateID(id) != nil {
+		return nil, invalid("webhook ids such as %q are longer than %d bytes: shorten Run or Codes", id, webhook.MaxIDLen)
 	}
 
 	if opt.TenantPointer == "" {

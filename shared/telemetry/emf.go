@@ -23,9 +23,9 @@ import (
 	"github.com/hookline/hookline/shared/clock"
 )
 
-// DefaultNamespace is the CloudWatch namespace of hookline's metrics unless
+// NamespaceDefault is the CloudWatch namespace of hookline's metrics unless
 // the configuration names another (metrics.namespace).
-const DefaultNamespace = "hookline"
+const NamespaceDefault = "hookline"
 
 // Units of metrics.
 const (
@@ -54,7 +54,7 @@ type Metric struct {
 
 // Options configure an Emitter. Zero values select the documented defaults.
 type Options struct {
-	// Namespace is the CloudWatch namespace. Default DefaultNamespace.
+	// Namespace is the CloudWatch namespace. Default NamespaceDefault.
 	Namespace string
 	// Dimensions are added to every line and to every dimension set, such
 	// as {"Stack": "prod"}. Default none.
@@ -77,7 +77,7 @@ type Emitter struct {
 
 // New returns an Emitter writing to w (os.Stdout in Lambda).
 func New(w io.Writer, opt Options) *Emitter {
-	e := &Emitter{w: w, ns: cmp.Or(opt.Namespace, DefaultNamespace), fixed: maps.Clone(opt.Dimensions), clk: opt.Clock}
+	e := &Emitter{w: w, ns: cmp.Or(opt.Namespace, NamespaceDefault), fixed: maps.Clone(opt.Dimensions), clk: opt.Clock}
 	if e.clk == nil {
 		e.clk = clock.Real{}
 	}

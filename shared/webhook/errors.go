@@ -24,6 +24,9 @@ var (
 	// neither a JSON string nor an integral JSON number, or whose text is not
 	// 1 to MaxTenantLen bytes of printable ASCII without ':', '{' and '}'.
 	ErrInvalidTenant = errors.New("webhook: invalid tenant")
+	// ErrInvalidID means a webhook id is not 1 to MaxIDLen bytes of
+	// printable ASCII without ':', '{' and '}' (see ValidateID).
+	ErrInvalidID = errors.New("webhook: invalid id")
 
 	// ErrSignatureMissing means a header the verifier needs is missing or
 	// empty.

@@ -9,10 +9,6 @@ import (
 )
 
 const (
-	// MaxCodeLen is the longest event code Parse accepts, in bytes.
-	MaxCodeLen = 128
-	// MaxTenantLen is the longest tenant Parse accepts, in bytes.
-	MaxTenantLen = 128
 	// MaxDepth is the deepest nesting of objects and arrays Parse accepts;
 	// the top-level object is depth 1.
 	MaxDepth = 512
@@ -125,7 +121,7 @@ func parseCode(raw []byte) (string, error) {
 	if code == "" {
 		return "", fmt.Errorf("%w: code is empty", ErrMissingCode)
 	}
-	if !validToken(code, MaxCodeLen, "{}") {
+	if ValidateCode(code) != nil {
 		return "", fmt.Errorf("%w: code must be 1 to %d bytes of printable ASCII without '{' and '}'",
 			ErrInvalidCode, MaxCodeLen)
 	}
@@ -154,25 +150,11 @@ func parseTenant(raw []byte) (string, error) {
 	default:
 		return "", fmt.Errorf("%w: tenant is %s, not a string or number", ErrInvalidTenant, kind(raw))
 	}
-	if !validToken(tenant, MaxTenantLen, ":{}") {
+	if ValidateTenant(tenant) != nil {
 		return "", fmt.Errorf("%w: tenant must be 1 to %d bytes of printable ASCII without ':', '{' and '}'",
 			ErrInvalidTenant, MaxTenantLen)
 	}
 	return tenant, nil
-}
-
-// validToken reports whether s is 1 to max bytes of printable ASCII
-// (0x21 to 0x7e) none of which is in forbidden.
-func validToken(s string, max int, forbidden string) bool {
-	if len(s) == 0 || len(s) > max {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e || strings.IndexByte(forbidden, s[i]) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // canonicalInt renders the JSON number num, which must be valid JSON number

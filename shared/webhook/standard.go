@@ -21,9 +21,9 @@ const (
 	HeaderSignature = "webhook-signature"
 )
 
-// DefaultTolerance is how far a Standard Webhooks timestamp may lie from the
+// ToleranceDefault is how far a Standard Webhooks timestamp may lie from the
 // verifier's clock, in either direction, when NewStandard is given 0.
-const DefaultTolerance = 5 * time.Minute
+const ToleranceDefault = 5 * time.Minute
 
 // maxTimestamp bounds accepted timestamps (about the year 36812) so that time
 // arithmetic on them cannot overflow.
@@ -41,7 +41,7 @@ type Standard struct {
 
 // NewStandard returns a Standard verifier that accepts a signature made with
 // any of secrets, and timestamps at most tolerance away from the verifier's
-// clock in either direction (DefaultTolerance if tolerance is 0).
+// clock in either direction (ToleranceDefault if tolerance is 0).
 //
 // Each secret is "whsec_" followed by the base64 (standard alphabet, padded)
 // of the key, or the base64 alone. It returns an error wrapping
@@ -57,7 +57,7 @@ func NewStandard(secrets []string, tolerance time.Duration) (*Standard, error) {
 	}
 	s := &Standard{keys: make([][]byte, len(secrets)), tolerance: tolerance}
 	if s.tolerance == 0 {
-		s.tolerance = DefaultTolerance
+		s.tolerance = ToleranceDefault
 	}
 	for i, secret := range secrets {
 		key, err := standardKey(secret)
