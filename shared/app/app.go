@@ -1,7 +1,9 @@
 // Package app assembles hookline's parts from a configuration: the Redis
 // client, the engine, the ingest server, the routes with their handlers, the
 // drainer and the scheduler. The three Lambda functions and `hookline dev`
-// build themselves through it, so they run the same code.
+// build themselves through it, so they run the same code. A drain function
+// with Go handlers of its own is a main that registers them (package
+// handler) and calls StartDrain.
 package app
 
 import (

@@ -131,9 +131,9 @@ type Route struct {
 	// URL is where forward posts webhooks: an absolute http or https URL.
 	// Required by forward; default "".
 	URL string `yaml:"url"`
-	// Rate limits the handler's outbound calls; for forward, per (tenant,
-	// URL), shared by all routes with the same pair. The zero Rate, the
-	// default, is unlimited.
+	// Rate limits the handler's calls, whatever the handler: per (tenant,
+	// URL), or per (tenant, Handler) without a URL, shared by all routes
+	// with the same pair. The zero Rate, the default, is unlimited.
 	Rate Rate `yaml:"rate"`
 	// MaxAttempts is how many attempts a webhook gets before OnExhausted
 	// applies, 1..1000. Default 8.
@@ -142,13 +142,15 @@ type Route struct {
 	// queue.DeadLetter or queue.Park. Default queue.DeadLetter.
 	OnExhausted queue.Policy `yaml:"on_exhausted"`
 	// Secret is, for forward, the Standard Webhooks secret outgoing calls are
-	// signed with; custom handlers get it as is. Written "env:NAME" in the
+	// signed with; a registered handler factory gets it as is. Written "env:NAME" in the
 	// file, it holds the value of environment variable NAME. Default "": no
 	// signature.
 	Secret string `yaml:"secret"`
-	// Timeout bounds one forward HTTP call, 1ms..14m. Default 10s.
+	// Timeout bounds one handler call, whatever the handler (for forward,
+	// one HTTP call), 1ms..14m. Default 10s.
 	Timeout Duration `yaml:"timeout"`
-	// Headers are extra headers forward sends. Values written "env:NAME" in
+	// Headers are extra headers forward sends; a registered handler factory
+	// gets them as is. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
 	Headers map[string]string `yaml:"headers"`
 	// KeepHeaders names the request headers ingest stores with each webhook
