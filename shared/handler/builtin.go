@@ -170,6 +170,19 @@ func redactURL(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
+// redactURLString is redactURL for a URL not yet parsed; one that does not
+// parse is not shown at all.
+func redactURLString(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		return ""
+	case err != nil:
+		return "[invalid url]"
+	}
+	return redactURL(u)
+}
+
 // Handle forwards one event. It does not wait for the rate limit: the drain
 // reserves the call's slot before calling it.
 func (f *Forward) Handle(ctx context.Context, ev *Event) error {

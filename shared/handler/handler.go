@@ -29,6 +29,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -147,8 +148,8 @@ type Route struct {
 	// holds each call until a slot of the bucket (tenant, Endpoint()) is
 	// free, so the handler need not; a long wait yields the key instead.
 	Rate ratelimit.Rate
-	// Timeout is the route's timeout (10s unless set): the drain cancels a
-	// call's context when it runs out.
+	// Timeout is the route's timeout, its default applied when the file
+	// sets none: the drain cancels a call's context when it runs out.
 	Timeout time.Duration
 	// Secret is the route's secret; "" when it has none. It is a credential:
 	// never log it or put it in an error.
@@ -164,6 +165,22 @@ type Route struct {
 // route forwarding to one URL, or every route of one handler without a URL.
 // A handler name never contains "://", so it never names a URL's bucket.
 func (r Route) Endpoint() string { return cmp.Or(r.URL, r.Handler) }
+
+// String describes the route without its secret, its header values and
+// its URL's query and user info, so that printing a Route with %v or %+v
+// never shows a credential.
+func (r Route) String() string {
+	secret := ""
+	if r.Secret != "" {
+		secret = "[redacted]"
+	}
+	names := slices.Sorted(maps.Keys(r.Headers))
+	return fmt.Sprintf("{Code:%s Lane:%s Handler:%s URL:%s Rate:%d/%v Timeout:%v Secret:%s Headers:%v}",
+		r.Code, r.Lane, r.Handler, redactURLString(r.URL), r.Rate.N, r.Rate.Per, r.Timeout, secret, names)
+}
+
+// LogValue logs the route as String describes it.
+func (r Route) LogValue() slog.Value { return slog.StringValue(r.String()) }
 
 // Factory builds the handler of one route. It is called once per route when
 // a function starts; an error stops the function there, naming the route.

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -412,9 +413,23 @@ func TestRegistryFactories(t *testing.T) {
 	}
 }
 
-// TestRouteEndpoint: a route's rate-limit endpoint is its URL, else its
-// handler name.
-func TestRouteEndpoint(t *testing.T) {
+// TestRouteEndpointAndRedaction: a route's rate-limit endpoint is its URL,
+// else its handler name; printing or logging a route shows no credential.
+func TestRouteEndpointAndRedaction(t *testing.T) {
+	rt := Route{Code: "c", Handler: "crm", URL: "https://user:pw@crm.example/api?token=tok3n", Secret: "whsec_s3cr3t",
+		Headers: map[string]string{"Authorization": "Bearer b34rer"}, Rate: ratelimit.Rate{N: 2, Per: time.Second}}
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("route", "route", rt)
+	for _, out := range []string{fmt.Sprint(rt), fmt.Sprintf("%+v", rt), fmt.Sprintf("%v", &rt), logs.String()} {
+		for _, secret := range []string{"pw", "tok3n", "s3cr3t", "b34rer"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%q shows %s", out, secret)
+			}
+		}
+		if !strings.Contains(out, "https://crm.example/api") || !strings.Contains(out, "Authorization") || !strings.Contains(out, "2/1s") {
+			t.Errorf("%q lacks the route's url, header names or rate", out)
+		}
+	}
 	if e := (Route{Handler: "forward", URL: "https://a.example/x"}).Endpoint(); e != "https://a.example/x" {
 		t.Fatalf("with a url: %q", e)
 	}
