@@ -555,7 +555,7 @@ func (d *Drainer) reserve(ctx context.Context, route Route, tenant string) (time
 		return 0, nil
 	}
 	if d.opt.Limiter == nil {
-		return 0, errors.New("drain: the route has a rate but the drainer no limiter")
+		return 0, errors.New("drain: the route has a rate but the drainer has no limiter")
 	}
 	res, err := d.opt.Limiter.Reserve(ctx, tenant, route.Endpoint, route.Rate, d.opt.MaxRateWait)
 	if err != nil {
