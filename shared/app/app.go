@@ -1,7 +1,9 @@
 // Package app assembles hookline's parts from a configuration: the Redis
 // client, the engine, the ingest server, the routes with their handlers, the
 // drainer and the scheduler. The three Lambda functions and `hookline dev`
-// build themselves through it, so they run the same code.
+// build themselves through it, so they run the same code. A drain function
+// with Go handlers of its own is a main that registers them (package
+// handler) and calls StartDrain.
 package app
 
 import (
@@ -149,7 +151,12 @@ func (a *App) Ingest() (*ingest.Server, error) {
 
 // Routes builds the drain routes of the configuration: forward and log are
 // built in; any other handler name is looked up in reg (handler.Default when
-// nil). An unknown handler name is an error at start-up.
+// nil), as a handler or a factory given the route's settings. An unknown
+// handler name, or a factory's error, is an error at start-up.
+//
+// Every route gets its rate limit and timeout applied by the drain, whatever
+// its handler: the limit is per (tenant, handler.Route.Endpoint), the route's
+// url or, without one, its handler name.
 //
 // Forward handlers keep as many connections per host as the lanes'
 // concurrencies add up to: in one process (hookline dev) every lane's drains
@@ -157,6 +164,15 @@ func (a *App) Ingest() (*ingest.Server, error) {
 // many calls can need a connection together. A Lambda environment runs one
 // drain at a time and uses one connection, which its later invocations reuse.
 func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, bool), error) {
+	routes, _, err := a.routes(reg)
+	if err != nil {
+		return nil, err
+	}
+	return routes, nil
+}
+
+// routes is Routes, also returning the limiter the routes' rates need.
+func (a *App) routes(reg *handler.Registry) (func(code string) (drain.Route, bool), *ratelimit.Limiter, error) {
 	if reg == nil {
 		reg = handler.Default
 	}
@@ -166,43 +182,44 @@ func (a *App) Routes(reg *handler.Registry) (func(code string) (drain.Route, boo
 	}
 	lim, err := ratelimit.New(a.Redis, ratelimit.Options{Prefix: a.Config.Prefix, Clock: a.Clock, Margin: time.Duration(a.Config.Drain.RateMargin)})
 	if err != nil {
-		return nil, fmt.Errorf("app: %w", err)
+		return nil, nil, fmt.Errorf("app: %w", err)
 	}
+	builtin := handler.NewRegistry()
+	builtin.Register(config.HandlerLog, handler.Log(a.Logger))
+	builtin.RegisterFactory(config.HandlerForward, handler.ForwardFactory(handler.ForwardConfig{
+		Limiter: lim, Clock: a.Clock, MaxConnsPerHost: conns,
+	}))
 	routes := make(map[string]drain.Route, len(a.Config.Routes))
 	for code, rc := range a.Config.Routes {
-		var h handler.Handler
-		switch rc.Handler {
-		case config.HandlerLog:
-			h = handler.Log(a.Logger)
-		case config.HandlerForward:
-			f, err := handler.NewForward(handler.ForwardConfig{
-				URL: rc.URL, Secret: rc.Secret, Headers: rc.Headers, Timeout: time.Duration(rc.Timeout),
-				Rate: rc.Rate, Limiter: lim,
-				MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait), Clock: a.Clock, MaxConnsPerHost: conns,
-			})
-			if err != nil {
-				return nil, fmt.Errorf("app: routes.%s: %w", code, err)
-			}
-			h = f
-		default:
-			var ok bool
-			if h, ok = reg.Lookup(rc.Handler); !ok {
-				known := slices.Concat([]string{config.HandlerForward, config.HandlerLog}, reg.Names())
-				return nil, a.Config.SettingError(config.RouteSetting(code, "handler"),
-					fmt.Sprintf("%q is neither built in (forward, log) nor registered", rc.Handler), config.DidYouMean(rc.Handler, known))
-			}
+		hr := handler.Route{
+			Code: code, Lane: rc.Lane, Handler: rc.Handler, URL: rc.URL, Rate: rc.Rate,
+			Timeout: time.Duration(rc.Timeout), Secret: rc.Secret, Headers: rc.Headers,
 		}
-		routes[code] = drain.Route{Handler: h, MaxAttempts: rc.MaxAttempts, Policy: rc.OnExhausted}
+		from := builtin
+		if !slices.Contains(builtin.Names(), rc.Handler) {
+			from = reg
+		}
+		h, ok, err := from.Build(hr)
+		switch {
+		case !ok:
+			known := slices.Concat(builtin.Names(), reg.Names())
+			return nil, nil, a.Config.SettingError(config.RouteSetting(code, "handler"),
+				fmt.Sprintf("%q is neither built in (forward, log) nor registered", rc.Handler), config.DidYouMean(rc.Handler, known))
+		case err != nil:
+			return nil, nil, fmt.Errorf("app: routes.%s: %w", code, err)
+		}
+		routes[code] = drain.Route{Handler: h, MaxAttempts: rc.MaxAttempts, Policy: rc.OnExhausted,
+			Rate: hr.Rate, Endpoint: hr.Endpoint(), Timeout: hr.Timeout}
 	}
 	return func(code string) (drain.Route, bool) {
 		r, ok := routes[code]
 		return r, ok
-	}, nil
+	}, lim, nil
 }
 
 // Drainer returns the drainer, with the handlers of reg for custom routes.
 func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
-	routes, err := a.Routes(reg)
+	routes, lim, err := a.routes(reg)
 	if err != nil {
 		return nil, err
 	}
@@ -215,10 +232,14 @@ func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
 		Quantum: quantum,
 		Batch:   a.Config.Drain.Batch,
 		Margin:  time.Duration(a.Config.Drain.Margin),
-		Clock:   a.Clock,
-		Logger:  a.Logger,
-		Metrics: a.Metrics,
-		Wake:    a.wake,
+		Limiter: lim,
+		// The drain waits for every route's rate-limit slot, whatever its
+		// handler, up to this long.
+		MaxRateWait: time.Duration(a.Config.Drain.MaxRateWait),
+		Clock:       a.Clock,
+		Logger:      a.Logger,
+		Metrics:     a.Metrics,
+		Wake:        a.wake,
 	})
 }
 

@@ -271,7 +271,7 @@ func TestDefaultsHaveOneOwner(t *testing.T) {
 		{"drain tunes", "drain.lease_ttl", dur(cfg.Drain.LeaseTTL), queue.LeaseTTLDefault},
 		{"drain tunes", "drain.claim_ttl", dur(cfg.Drain.ClaimTTL), queue.ClaimTTLDefault},
 		{"drain tunes", "drain.margin", dur(cfg.Drain.Margin), drain.MarginDefault},
-		{"drain tunes", "drain.max_rate_wait", dur(cfg.Drain.MaxRateWait), handler.MaxRateWaitDefault},
+		{"drain tunes", "drain.max_rate_wait", dur(cfg.Drain.MaxRateWait), drain.MaxRateWaitDefault},
 		{"drain tunes", "drain.rate_margin", dur(cfg.Drain.RateMargin), ratelimit.MarginDefault},
 		{"# Metrics", "metrics.namespace", cfg.Metrics.Namespace, telemetry.NamespaceDefault},
 		{"# Metrics", "metrics.stack", cfg.Metrics.Stack, config.StackDefault},

@@ -151,10 +151,10 @@ type Route struct {
 	// URL is where forward posts webhooks: an absolute http or https URL.
 	// Required by forward; default "".
 	URL string `yaml:"url"`
-	// Rate limits the handler's outbound calls; for forward, per (tenant,
-	// URL), shared by all routes with the same pair. In the file it is
-	// written as ratelimit.ParseRate reads it ("2/s"). The zero Rate, the
-	// default, is unlimited.
+	// Rate limits the handler's calls, whatever the handler: per (tenant,
+	// URL), or per (tenant, Handler) without a URL, shared by all routes
+	// with the same pair. In the file it is written as ratelimit.ParseRate
+	// reads it ("2/s"). The zero Rate, the default, is unlimited.
 	Rate ratelimit.Rate `yaml:"-"` // read from rate by Parse
 	// MaxAttempts is how many attempts a webhook gets before OnExhausted
 	// applies, 1..1000. Default drain.MaxAttemptsDefault.
@@ -163,14 +163,15 @@ type Route struct {
 	// queue.DeadLetter or queue.Park. Default drain.PolicyDefault.
 	OnExhausted queue.Policy `yaml:"on_exhausted"`
 	// Secret is, for forward, the Standard Webhooks secret outgoing calls are
-	// signed with; custom handlers get it as is. Written "env:NAME" in the
+	// signed with; a registered handler factory gets it as is. Written "env:NAME" in the
 	// file, it holds the value of environment variable NAME. Default "": no
 	// signature.
 	Secret string `yaml:"secret"`
-	// Timeout bounds one forward HTTP call, 1ms..14m. Default
-	// handler.TimeoutDefault.
+	// Timeout bounds one handler call, whatever the handler (for forward,
+	// one HTTP call), 1ms..14m. Default handler.TimeoutDefault.
 	Timeout Duration `yaml:"timeout"`
-	// Headers are extra headers forward sends. Values written "env:NAME" in
+	// Headers are extra headers forward sends; a registered handler factory
+	// gets them as is. Values written "env:NAME" in
 	// the file hold the value of environment variable NAME. Default none.
 	Headers map[string]string `yaml:"headers"`
 	// KeepHeaders names the request headers ingest stores with each webhook
@@ -259,7 +260,7 @@ type Drain struct {
 	Margin Duration `yaml:"margin"`
 	// MaxRateWait is the longest rate-limit wait a drain sleeps; a longer
 	// one yields the key until the call is allowed, 1ms..14m. Default
-	// handler.MaxRateWaitDefault.
+	// drain.MaxRateWaitDefault.
 	MaxRateWait Duration `yaml:"max_rate_wait"`
 	// RateMargin is added to the spacing of rate-limited calls, to absorb
 	// clock skew between drains and jitter between a call's slot and its
@@ -476,7 +477,7 @@ func (c *Config) setDefaults() {
 	c.Drain.LeaseTTL = cmp.Or(c.Drain.LeaseTTL, Duration(queue.LeaseTTLDefault))
 	c.Drain.ClaimTTL = cmp.Or(c.Drain.ClaimTTL, Duration(queue.ClaimTTLDefault))
 	c.Drain.Margin = cmp.Or(c.Drain.Margin, Duration(drain.MarginDefault))
-	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(handler.MaxRateWaitDefault))
+	c.Drain.MaxRateWait = cmp.Or(c.Drain.MaxRateWait, Duration(drain.MaxRateWaitDefault))
 	c.Drain.RateMargin = cmp.Or(c.Drain.RateMargin, Duration(ratelimit.MarginDefault))
 	c.Metrics.Namespace = cmp.Or(c.Metrics.Namespace, telemetry.NamespaceDefault)
 	c.Metrics.Stack = cmp.Or(c.Metrics.Stack, StackDefault)

@@ -124,19 +124,26 @@
 //   - url (required by forward): absolute http or https URL.
 //   - rate (default unlimited): at most N calls per period, written "N/unit"
 //     or "N/duration": "2/s", "10/m", "100/h", "5/2s", "3/500ms"; N is
-//     1..1000000 and the period 1ms..24h. For forward the limit is per
-//     (tenant, url) and shared by every route with the same pair.
+//     1..1000000 and the period 1ms..24h. The drain enforces it for every
+//     handler, built in or registered, before each call: per (tenant, url),
+//     or per (tenant, handler name) for a route without url, shared by
+//     every route with the same pair. A call whose slot is further than
+//     drain.max_rate_wait away yields its key until then, with no attempt
+//     used.
 //   - max_attempts (default 8, 1..1000): attempts before on_exhausted applies.
 //     A failing webhook is retried in place; its key waits, others do not.
 //   - on_exhausted (default dead-letter): "dead-letter" moves the webhook to
 //     its key's dead-letter list and goes on with the next; "park" pauses the
 //     key with the webhook at its head for an operator to resume.
-//   - timeout (default 10s, 1ms..14m): the HTTP timeout of one forward call;
-//     custom handlers may use it too.
+//   - timeout (default 10s, 1ms..14m): the deadline of one handler call, for
+//     every handler (for forward, one HTTP call): the drain cancels the
+//     call's context when it runs out.
 //   - secret (optional): for forward, the Standard Webhooks secret
-//     ("whsec_" and base64) forward signs outgoing calls with; custom handlers
-//     receive it as is. Not allowed with log.
-//   - headers (optional): extra headers forward sends. Host, Content-Length,
+//     ("whsec_" and base64) forward signs outgoing calls with; a registered
+//     handler factory receives it as is (handler.Route). Not allowed with
+//     log.
+//   - headers (optional): extra headers forward sends; a registered handler
+//     factory receives them (handler.Route). Host, Content-Length,
 //     Transfer-Encoding, Connection and the webhook-* signature headers cannot
 //     be set. Not allowed with log.
 //   - keep_headers (default none): request headers ingest stores with each

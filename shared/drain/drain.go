@@ -22,6 +22,7 @@ import (
 	"github.com/hookline/hookline/shared/clock"
 	"github.com/hookline/hookline/shared/handler"
 	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/shared/ratelimit"
 	"github.com/hookline/hookline/shared/telemetry"
 	"github.com/hookline/hookline/shared/webhook"
 )
@@ -34,9 +35,11 @@ const (
 	QuantumDefault     = 20 * time.Second
 	BatchDefault       = 10
 	MarginDefault      = 3 * time.Second
+	MaxRateWaitDefault = 50 * time.Millisecond
 )
 
-// Route is what the drain needs of a route: its handler and failure policy.
+// Route is what the drain needs of a route: its handler, the limits the
+// drain applies around each call, and its failure policy.
 type Route struct {
 	Handler handler.Handler
 	// MaxAttempts is the attempt count at which Policy applies. Default
@@ -44,6 +47,18 @@ type Route struct {
 	MaxAttempts int
 	// Policy applies when attempts are used up. Default PolicyDefault.
 	Policy queue.Policy
+	// Rate, when N > 0, limits the calls of the route's handler per
+	// (tenant, Endpoint) through Options.Limiter, shared by every drain and
+	// route with the same pair: before each call the drain reserves a slot
+	// and sleeps until it, or, when the slot is further than
+	// Options.MaxRateWait away, yields the key until then (Throttled).
+	Rate ratelimit.Rate
+	// Endpoint names the rate limit's bucket with the tenant (see
+	// handler.Route.Endpoint). Required with Rate.
+	Endpoint string
+	// Timeout, when > 0, bounds one handler call: its context is cancelled
+	// when it runs out. The rate-limit wait is not part of it. Default none.
+	Timeout time.Duration
 }
 
 // Options configure a Drainer. Zero values select the documented defaults.
@@ -59,6 +74,13 @@ type Options struct {
 	// Margin is kept free before the invocation deadline for the final ack
 	// and yield. Default MarginDefault.
 	Margin time.Duration
+	// Limiter spaces the calls of routes with a Rate. Required when a
+	// route has one: without it, their items fail and are retried.
+	Limiter *ratelimit.Limiter
+	// MaxRateWait is the longest a drain sleeps for a rate-limit slot; a
+	// slot further away yields the key until it, so a billed function does
+	// not sleep. Default MaxRateWaitDefault.
+	MaxRateWait time.Duration
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
 	// Logger receives one line per handled item. Default slog.Default().
@@ -88,6 +110,7 @@ func New(e *queue.Engine, opt Options) (*Drainer, error) {
 	}
 	opt.Batch = cmp.Or(opt.Batch, BatchDefault)
 	opt.Margin = cmp.Or(opt.Margin, MarginDefault)
+	opt.MaxRateWait = cmp.Or(opt.MaxRateWait, MaxRateWaitDefault)
 	if opt.Clock == nil {
 		opt.Clock = clock.Real{}
 	}
@@ -496,9 +519,12 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 		route = Route{MaxAttempts: 1, Policy: queue.DeadLetter}
 		herr = handler.Permanent(fmt.Errorf("no route for event code %q", it.Code))
 	} else {
-		ev := newEvent(it, l, attempt)
-		herr = safeHandle(ctx, route.Handler, ev)
-		wait = max(ev.RateWait, 0)
+		if wait, herr = d.reserve(ctx, route, it.Tenant); herr == nil {
+			ev := newEvent(it, l, attempt)
+			ev.RateWait = wait
+			herr = callHandler(ctx, route, ev)
+			wait = max(ev.RateWait, 0)
+		}
 		took = max(d.opt.Clock.Now().Sub(start)-wait, 0)
 	}
 	log := func(result string, args ...any) {
@@ -574,14 +600,49 @@ func (d *Drainer) handle(ctx context.Context, l *queue.Lease, it *queue.Item, at
 	return result{out: Retrying}
 }
 
-// safeHandle calls h, turning a panic into an error.
-func safeHandle(ctx context.Context, h handler.Handler, ev *handler.Event) (err error) {
+// reserve waits for the route's rate-limit slot, if it has a rate, and
+// returns how long it waited. A slot further than MaxRateWait away returns
+// a handler.ThrottledError: the key yields until then, with no attempt
+// used. A limiter failure is returned as a failure of the call, retried
+// like one. Every handler goes through here, so a custom handler's route
+// is limited exactly as a forward route is (G6).
+func (d *Drainer) reserve(ctx context.Context, route Route, tenant string) (time.Duration, error) {
+	if route.Rate.N <= 0 {
+		return 0, nil
+	}
+	if d.opt.Limiter == nil {
+		return 0, errors.New("drain: the route has a rate but the drainer has no limiter")
+	}
+	res, err := d.opt.Limiter.Reserve(ctx, tenant, route.Endpoint, route.Rate, d.opt.MaxRateWait)
+	if err != nil {
+		return 0, fmt.Errorf("rate limiter: %w", err)
+	}
+	if !res.OK {
+		// Come back half the sleep bound early: the next Reserve then finds
+		// the slot within reach, sleeps to its start and calls on time, so
+		// the bucket's calls stay evenly spaced.
+		return 0, handler.Throttled(res.At.Add(-d.opt.MaxRateWait / 2))
+	}
+	if err := clock.Sleep(ctx, res.Wait); err != nil {
+		return 0, fmt.Errorf("waiting for a rate-limit slot: %w", err)
+	}
+	return res.Wait, nil
+}
+
+// callHandler calls the route's handler under the route's timeout, turning a
+// panic into an error.
+func callHandler(ctx context.Context, route Route, ev *handler.Event) (err error) {
+	if route.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, route.Timeout)
+		defer cancel()
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("handler panic: %v\n%s", p, firstLines(debug.Stack(), 12))
 		}
 	}()
-	return h.Handle(ctx, ev)
+	return route.Handler.Handle(ctx, ev)
 }
 
 func firstLines(b []byte, n int) string {

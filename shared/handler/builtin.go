@@ -34,7 +34,6 @@ func Log(logger *slog.Logger) Handler {
 // configuration's defaults refer to them.
 const (
 	TimeoutDefault         = 10 * time.Second
-	MaxRateWaitDefault     = 50 * time.Millisecond
 	MaxConnsPerHostDefault = 64
 )
 
@@ -47,7 +46,8 @@ type ForwardConfig struct {
 	Secret string
 	// Headers are added to every call.
 	Headers map[string]string
-	// Timeout bounds one call. Default TimeoutDefault.
+	// Timeout bounds one call: the wait for the answer's headers and the
+	// call's context. Default TimeoutDefault.
 	Timeout time.Duration
 	// MaxConnsPerHost is how many connections the handler opens to one
 	// host and keeps alive between calls. Set it to how many calls can be
@@ -61,14 +61,12 @@ type ForwardConfig struct {
 	// forward handler of the process with the same MaxConnsPerHost and
 	// Timeout, so connections outlive a handler and a Lambda invocation.
 	Client *http.Client
-	// Rate, when N > 0, limits calls per (tenant, URL) through Limiter,
-	// shared by every drain and route with the same pair.
+	// Rate, when N > 0, is the route's rate limit, per (tenant, URL). The
+	// drain reserves each call's slot before calling the handler; the
+	// handler pushes the bucket through Limiter when the URL answers 429
+	// with Retry-After, so every drain sharing the bucket slows down.
 	Rate    ratelimit.Rate
 	Limiter *ratelimit.Limiter
-	// MaxRateWait is the longest the handler sleeps for a rate-limit slot;
-	// a longer wait returns Throttled so the key yields instead. Default
-	// MaxRateWaitDefault.
-	MaxRateWait time.Duration
 	// Clock supplies "now" for the signature timestamp. Default wall clock.
 	Clock clock.Clock
 }
@@ -84,7 +82,20 @@ type ForwardConfig struct {
 type Forward struct {
 	cfg      ForwardConfig
 	safeURL  string // URL without user info or query, for errors and logs
-	endpoint string // the rate-limit endpoint: the full URL
+	endpoint string // the rate-limit endpoint: the full URL, as Route.Endpoint
+}
+
+// ForwardFactory returns the Factory of the built-in "forward" handler: a
+// route's handler posts to the route's URL, signs with its Secret, adds its
+// Headers, bounds each call by its Timeout and pushes its Rate's bucket on an
+// upstream 429. base supplies the rest (Limiter, Client, MaxConnsPerHost,
+// Clock); its route settings are ignored.
+func ForwardFactory(base ForwardConfig) Factory {
+	return func(rt Route) (Handler, error) {
+		cfg := base
+		cfg.URL, cfg.Secret, cfg.Headers, cfg.Timeout, cfg.Rate = rt.URL, rt.Secret, rt.Headers, rt.Timeout, rt.Rate
+		return NewForward(cfg)
+	}
 }
 
 // NewForward returns a forward handler.
@@ -102,7 +113,6 @@ func NewForward(cfg ForwardConfig) (*Forward, error) {
 		}
 	}
 	cfg.Timeout = cmp.Or(cfg.Timeout, TimeoutDefault)
-	cfg.MaxRateWait = cmp.Or(cfg.MaxRateWait, MaxRateWaitDefault)
 	cfg.MaxConnsPerHost = cmp.Or(cfg.MaxConnsPerHost, MaxConnsPerHostDefault)
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Transport: sharedTransport(poolKey{perHost: cfg.MaxConnsPerHost, headerTimeout: cfg.Timeout})}
@@ -168,24 +178,22 @@ func redactURL(u *url.URL) string {
 	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
-// Handle forwards one event.
-func (f *Forward) Handle(ctx context.Context, ev *Event) error {
-	if f.cfg.Rate.N > 0 {
-		res, err := f.cfg.Limiter.Reserve(ctx, ev.Tenant, f.endpoint, f.cfg.Rate, f.cfg.MaxRateWait)
-		if err != nil {
-			return fmt.Errorf("forward %s: rate limiter: %w", f.safeURL, err)
-		}
-		if !res.OK {
-			// Come back half the sleep bound early: the next Reserve then
-			// finds the slot within reach, sleeps to its start and calls on
-			// time, so the bucket's calls stay evenly spaced.
-			return Throttled(res.At.Add(-f.cfg.MaxRateWait / 2))
-		}
-		if err := clock.Sleep(ctx, res.Wait); err != nil {
-			return fmt.Errorf("forward %s: waiting for a rate-limit slot: %w", f.safeURL, err)
-		}
-		ev.RateWait += res.Wait
+// redactURLString is redactURL for a URL not yet parsed; one that does not
+// parse is not shown at all.
+func redactURLString(s string) string {
+	u, err := url.Parse(s)
+	switch {
+	case s == "":
+		return ""
+	case err != nil:
+		return "[invalid url]"
 	}
+	return redactURL(u)
+}
+
+// Handle forwards one event. It does not wait for the rate limit: the drain
+// reserves the call's slot before calling it.
+func (f *Forward) Handle(ctx context.Context, ev *Event) error {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.cfg.URL, bytes.NewReader(ev.Body))

@@ -40,3 +40,35 @@ func Example() {
 	// booked INV-7 for 1200 (key acme:invoice.paid, id msg_1, attempt 1)
 	// error: <nil>
 }
+
+// A factory builds one handler per route from the route's settings; the
+// drain applies the route's rate and timeout around every call, so the
+// handler only reads what it needs, here the url.
+func ExampleRegistry_RegisterFactory() {
+	reg := handler.NewRegistry()
+	reg.RegisterFactory("crm-sync", func(rt handler.Route) (handler.Handler, error) {
+		if rt.URL == "" {
+			return nil, errors.New("crm-sync needs a url")
+		}
+		return handler.HandlerFunc(func(ctx context.Context, ev *handler.Event) error {
+			fmt.Printf("%s: sync %s to %s\n", rt.Code, ev.ID, rt.URL)
+			return nil
+		}), nil
+	})
+
+	rt := handler.Route{Code: "contact.updated", Lane: "quick", Handler: "crm-sync", URL: "https://crm.example/api", Timeout: 10 * time.Second}
+	h, _, err := reg.Build(rt)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = h.Handle(context.Background(), &handler.Event{ID: "msg_2", Code: "contact.updated"})
+	fmt.Println("rate limit per tenant and", rt.Endpoint())
+
+	_, _, err = reg.Build(handler.Route{Code: "contact.deleted", Handler: "crm-sync"})
+	fmt.Println("without a url:", err)
+	// Output:
+	// contact.updated: sync msg_2 to https://crm.example/api
+	// rate limit per tenant and https://crm.example/api
+	// without a url: crm-sync needs a url
+}

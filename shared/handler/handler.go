@@ -12,20 +12,30 @@
 //	any other error       retried in place with exponential backoff
 //	a panic               recovered by the drain, retried like an error
 //
+// Routes name handlers. Register puts a handler under a name, shared by
+// every route naming it; RegisterFactory puts a Factory there instead, which
+// builds each route's handler from the route's settings (Route: url, rate,
+// timeout, secret, headers). Either way the drain enforces the route's rate
+// limit and timeout around every call, so a handler need not.
+//
 // Handlers may see an item twice after a crash between handling and ack
 // (at-least-once): use Event.ID as the idempotency key, and Event.Token to
 // fence writes when a newer holder of the key may exist.
 package handler
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/hookline/hookline/shared/ratelimit"
 )
 
 // Event is one webhook handed to a handler.
@@ -50,11 +60,11 @@ type Event struct {
 	// claim of the key, so a downstream system can refuse writes carrying a
 	// token older than one it has seen.
 	Token int64
-	// RateWait is set by the handler: how long it waited for a rate-limit
-	// slot before its call. forward sets it; a custom handler that waits
-	// for a limiter of its own may add its waits. The drain reports the
-	// handler's time without it (metric HandlerDuration, log ms) and the
-	// wait apart (RateWait, rate_wait_ms).
+	// RateWait is how long the call waited for a rate-limit slot: the
+	// drain sets it to its wait for the route's rate before the call, and a
+	// handler that waits for a limiter of its own may add its waits. The
+	// drain reports the handler's time without it (metric HandlerDuration,
+	// log ms) and the wait apart (RateWait, rate_wait_ms).
 	RateWait time.Duration
 }
 
@@ -116,18 +126,86 @@ func errString(err error) string {
 // ErrDuplicateName reports a second registration of a handler name.
 var ErrDuplicateName = errors.New("handler: name already registered")
 
-// Registry maps handler names used in routes to handlers. It is safe for
-// concurrent use.
+// Route is a configured route as a handler factory sees it: the settings of
+// the route's entry in the configuration file, with "env:NAME" values
+// already read from the environment.
+//
+// The drain applies Rate and Timeout to every handler, whether it reads them
+// or not: it reserves a rate-limit slot before each call and cancels the
+// call's context after Timeout. A factory reads the route to build a handler
+// that needs its settings, such as a URL to call or a secret to sign with.
+type Route struct {
+	// Code is the event code the route serves.
+	Code string
+	// Lane is the lane the route's keys are drained on.
+	Lane string
+	// Handler is the handler name the route names, the name the factory was
+	// registered under.
+	Handler string
+	// URL is the route's url setting; "" when it has none.
+	URL string
+	// Rate is the route's rate limit; the zero Rate is no limit. The drain
+	// holds each call until a slot of the bucket (tenant, Endpoint()) is
+	// free, so the handler need not; a long wait yields the key instead.
+	Rate ratelimit.Rate
+	// Timeout is the route's timeout, its default applied when the file
+	// sets none: the drain cancels a call's context when it runs out.
+	Timeout time.Duration
+	// Secret is the route's secret; "" when it has none. It is a credential:
+	// never log it or put it in an error.
+	Secret string
+	// Headers are the route's headers setting; nil when it has none. Their
+	// values may be credentials.
+	Headers map[string]string
+}
+
+// Endpoint returns the endpoint of the route's rate limit: its URL, or for a
+// route without one the handler name. A limit is per (tenant, endpoint), so
+// the routes of one tenant that share an endpoint share one bucket: every
+// route forwarding to one URL, or every route of one handler without a URL.
+// A handler name never contains "://", so it never names a URL's bucket.
+func (r Route) Endpoint() string { return cmp.Or(r.URL, r.Handler) }
+
+// String describes the route without its secret, its header values and
+// its URL's query and user info, so that printing a Route with %v or %+v
+// never shows a credential.
+func (r Route) String() string {
+	secret := ""
+	if r.Secret != "" {
+		secret = "[redacted]"
+	}
+	names := slices.Sorted(maps.Keys(r.Headers))
+	return fmt.Sprintf("{Code:%s Lane:%s Handler:%s URL:%s Rate:%d/%v Timeout:%v Secret:%s Headers:%v}",
+		r.Code, r.Lane, r.Handler, redactURLString(r.URL), r.Rate.N, r.Rate.Per, r.Timeout, secret, names)
+}
+
+// LogValue logs the route as String describes it.
+func (r Route) LogValue() slog.Value { return slog.StringValue(r.String()) }
+
+// Factory builds the handler of one route. It is called once per route when
+// a function starts; an error stops the function there, naming the route.
+type Factory func(Route) (Handler, error)
+
+// Registry maps handler names used in routes to handlers and handler
+// factories. It is safe for concurrent use.
 type Registry struct {
 	mu sync.RWMutex
-	m  map[string]Handler
+	m  map[string]entry
+}
+
+// entry is one registration: a handler shared by every route naming it, or
+// a factory that builds one per route.
+type entry struct {
+	h Handler
+	f Factory
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{m: map[string]Handler{}} }
+func NewRegistry() *Registry { return &Registry{m: map[string]entry{}} }
 
-// Register adds h under name. It panics if name is empty, h is nil or the
-// name is taken: a programming error, found at start-up.
+// Register adds h under name; every route naming it shares h. It panics if
+// name is empty, h is nil or the name is taken: a programming error, found
+// at start-up.
 func (r *Registry) Register(name string, h Handler) {
 	if err := r.RegisterSafely(name, h); err != nil {
 		panic(err)
@@ -137,15 +215,40 @@ func (r *Registry) Register(name string, h Handler) {
 // RegisterSafely adds h under name, or returns an error if name is empty, h
 // is nil or the name is taken.
 func (r *Registry) RegisterSafely(name string, h Handler) error {
-	if name == "" || h == nil {
+	if h == nil {
 		return errors.New("handler: register needs a name and a handler")
+	}
+	return r.add(name, entry{h: h})
+}
+
+// RegisterFactory adds f under name: each route naming it gets the handler
+// f builds from the route's settings. It panics if name is empty, f is nil
+// or the name is taken: a programming error, found at start-up.
+func (r *Registry) RegisterFactory(name string, f Factory) {
+	if err := r.RegisterFactorySafely(name, f); err != nil {
+		panic(err)
+	}
+}
+
+// RegisterFactorySafely adds f under name, or returns an error if name is
+// empty, f is nil or the name is taken.
+func (r *Registry) RegisterFactorySafely(name string, f Factory) error {
+	if f == nil {
+		return errors.New("handler: register needs a name and a factory")
+	}
+	return r.add(name, entry{f: f})
+}
+
+func (r *Registry) add(name string, e entry) error {
+	if name == "" {
+		return errors.New("handler: register needs a name")
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.m[name]; ok {
 		return fmt.Errorf("%w: %q", ErrDuplicateName, name)
 	}
-	r.m[name] = h
+	r.m[name] = e
 	return nil
 }
 
@@ -156,12 +259,33 @@ func (r *Registry) Names() []string {
 	return slices.Sorted(maps.Keys(r.m))
 }
 
-// Lookup returns the handler registered under name.
+// Lookup returns the handler registered under name with Register. A name
+// registered with RegisterFactory has no handler until a route builds one:
+// Lookup reports it as not found; use Build.
 func (r *Registry) Lookup(name string) (Handler, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	h, ok := r.m[name]
-	return h, ok
+	e, ok := r.m[name]
+	return e.h, ok && e.h != nil
+}
+
+// Build returns the handler for route rt, registered under rt.Handler: the
+// registered handler itself, or what its factory builds from rt. ok is
+// false when the name is not registered; err is the factory's error.
+func (r *Registry) Build(rt Route) (h Handler, ok bool, err error) {
+	r.mu.RLock()
+	e, ok := r.m[rt.Handler]
+	r.mu.RUnlock()
+	switch {
+	case !ok:
+		return nil, false, nil
+	case e.h != nil:
+		return e.h, true, nil
+	}
+	if h, err = e.f(rt); err == nil && h == nil {
+		err = fmt.Errorf("handler: the factory of %q returned no handler", rt.Handler)
+	}
+	return h, true, err
 }
 
 // Default is the registry the hookline functions resolve custom route
@@ -171,3 +295,6 @@ var Default = NewRegistry()
 
 // Register adds h to Default under name; it panics on a duplicate.
 func Register(name string, h Handler) { Default.Register(name, h) }
+
+// RegisterFactory adds f to Default under name; it panics on a duplicate.
+func RegisterFactory(name string, f Factory) { Default.RegisterFactory(name, f) }

@@ -3,11 +3,13 @@ package handler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -167,10 +169,11 @@ func TestForwardAnswers(t *testing.T) {
 	}
 }
 
-// TestForwardRateLimitThrottles: calls over the rate wait for their slot up
-// to MaxRateWait, beyond it the handler returns Throttled; a 429 with
-// Retry-After pushes the shared bucket.
-func TestForwardRateLimitThrottles(t *testing.T) {
+// TestForwardPushesRateLimitOn429: forward does not wait for the rate limit
+// (the drain reserves each call's slot before calling it), but a 429 with
+// Retry-After pushes the route's shared bucket, per (tenant, URL), so every
+// drain sharing it slows down.
+func TestForwardPushesRateLimitOn429(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		t.Parallel()
 		clk := clock.NewFake(time.Unix(1_763_900_000, 0))
@@ -181,75 +184,33 @@ func TestForwardRateLimitThrottles(t *testing.T) {
 		s := &sink{}
 		srv := httptest.NewServer(s)
 		defer srv.Close()
-		rate, _ := ratelimit.ParseRate("1/10s")
-		f, err := NewForward(ForwardConfig{URL: srv.URL, Rate: rate, Limiter: lim, MaxRateWait: time.Second, Clock: clk})
+		rate := ratelimit.Rate{N: 1, Per: 10 * time.Second}
+		h, err := ForwardFactory(ForwardConfig{Limiter: lim, Clock: clk})(Route{Handler: "forward", URL: srv.URL, Rate: rate})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := f.Handle(context.Background(), event()); err != nil {
-			t.Fatal(err)
+		// Two calls in a row both go out: the handler itself never waits.
+		for range 2 {
+			if err := h.Handle(context.Background(), event()); err != nil {
+				t.Fatal(err)
+			}
 		}
-		err = f.Handle(context.Background(), event())
-		var th *ThrottledError
-		if !errors.As(err, &th) || !th.At.Equal(clk.Now().Add(10*time.Second-500*time.Millisecond)) {
-			t.Fatalf("second call inside the window: %v, want Throttled until +10s less half the 1s bound", err)
+		if len(s.reqs) != 2 {
+			t.Fatalf("sink got %d calls, want 2", len(s.reqs))
 		}
-		if len(s.reqs) != 1 {
-			t.Fatalf("sink got %d calls, want 1", len(s.reqs))
-		}
-		// Another tenant has its own bucket; a 429 pushes it by Retry-After.
-		ev := event()
-		ev.Tenant = "c2"
 		s.next = func() (int, http.Header) { return 429, http.Header{"Retry-After": []string{"60"}} }
-		if err := f.Handle(context.Background(), ev); err == nil {
-			t.Fatal("429 succeeded")
+		var ra *RetryAfterError
+		if err := h.Handle(context.Background(), event()); !errors.As(err, &ra) || ra.Delay != time.Minute {
+			t.Fatalf("429 with Retry-After: %v, want a retry after 1m", err)
 		}
-		clk.Advance(30 * time.Second)
-		if err := f.Handle(context.Background(), ev); !errors.As(err, &th) || !th.At.Equal(clk.Now().Add(30*time.Second-500*time.Millisecond)) {
-			t.Fatalf("after the 429 the bucket should be pushed 60s (less half the 1s bound): %v", err)
+		// The tenant's bucket for the URL is pushed by the Retry-After;
+		// another tenant's is not.
+		res, err := lim.Reserve(context.Background(), "c1", srv.URL, rate, time.Second)
+		if err != nil || res.OK || !res.At.Equal(clk.Now().Add(time.Minute)) {
+			t.Fatalf("c1's bucket after the 429: %+v %v, want the next slot in 1m", res, err)
 		}
-	})
-}
-
-// TestForwardDefaultRateWait: by default a call sleeps at most 50ms for its
-// rate-limit slot; a later slot returns Throttled so the key yields instead
-// of sleeping in a billed Lambda.
-func TestForwardDefaultRateWait(t *testing.T) {
-	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
-		t.Parallel()
-		clk := clock.NewFake(time.Unix(1_763_900_000, 0))
-		lim, err := ratelimit.New(rdb, ratelimit.Options{Prefix: redistest.Prefix(t), Clock: clk, Margin: -1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewServer(&sink{})
-		defer srv.Close()
-		for _, c := range []struct {
-			per       time.Duration
-			throttled bool
-		}{{40 * time.Millisecond, false}, {100 * time.Millisecond, true}} {
-			f, err := NewForward(ForwardConfig{URL: srv.URL + "/" + c.per.String(), Rate: ratelimit.Rate{N: 1, Per: c.per}, Limiter: lim, Clock: clk})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := f.Handle(context.Background(), event()); err != nil {
-				t.Fatal(err)
-			}
-			ev := event()
-			err = f.Handle(context.Background(), ev)
-			var th *ThrottledError
-			if got := errors.As(err, &th); got != c.throttled || (!got && err != nil) {
-				t.Fatalf("1/%s, second call: %v, want throttled %v", c.per, err, c.throttled)
-			}
-			// The wait for the slot is reported apart from the call.
-			if !c.throttled && (ev.RateWait <= 0 || ev.RateWait > c.per) {
-				t.Fatalf("1/%s: RateWait %v, want the sleep for the slot (0 < wait <= %v)", c.per, ev.RateWait, c.per)
-			}
-			// The key comes back half the 50ms bound before the slot, so
-			// the next Reserve reaches it and calls on time.
-			if c.throttled && !th.At.Equal(clk.Now().Add(c.per-25*time.Millisecond)) {
-				t.Fatalf("1/%s: throttled until %v, want +%s-25ms", c.per, th.At, c.per)
-			}
+		if res, err := lim.Reserve(context.Background(), "c2", srv.URL, rate, time.Second); err != nil || !res.OK {
+			t.Fatalf("c2's bucket after c1's 429: %+v %v, want a slot now", res, err)
 		}
 	})
 }
@@ -386,5 +347,93 @@ func TestErrorWrappers(t *testing.T) {
 	}
 	if !strings.Contains(Throttled(time.Unix(0, 0)).Error(), "1970-01-01T00:00:00Z") {
 		t.Error("Throttled message lacks its time")
+	}
+}
+
+// TestRegistryFactories: a factory builds each route's handler from the
+// route's settings; a plain handler serves every route naming it; names are
+// shared between the two forms; a factory's error or nil handler comes back
+// from Build.
+func TestRegistryFactories(t *testing.T) {
+	r := NewRegistry()
+	var built []Route
+	r.RegisterFactory("crm", func(rt Route) (Handler, error) {
+		built = append(built, rt)
+		if rt.URL == "" {
+			return nil, errors.New("crm needs a url")
+		}
+		return HandlerFunc(func(context.Context, *Event) error { return nil }), nil
+	})
+	r.RegisterFactory("broken", func(Route) (Handler, error) { return nil, nil })
+	plain := HandlerFunc(func(context.Context, *Event) error { return nil })
+	r.Register("plain", plain)
+
+	rt := Route{Code: "c.a", Lane: "quick", Handler: "crm", URL: "https://crm.example/api",
+		Rate: ratelimit.Rate{N: 2, Per: time.Second}, Timeout: 3 * time.Second, Secret: "s", Headers: map[string]string{"X": "y"}}
+	if h, ok, err := r.Build(rt); !ok || err != nil || h == nil {
+		t.Fatalf("Build(crm) = %v %v %v", h, ok, err)
+	}
+	if len(built) != 1 || built[0].URL != rt.URL || built[0].Rate != rt.Rate || built[0].Timeout != rt.Timeout || built[0].Secret != "s" || built[0].Code != "c.a" || built[0].Lane != "quick" {
+		t.Fatalf("the factory got %+v, want %+v", built, rt)
+	}
+	if _, ok, err := r.Build(Route{Handler: "crm"}); !ok || err == nil || err.Error() != "crm needs a url" {
+		t.Fatalf("a factory's error: %v %v", ok, err)
+	}
+	if _, ok, err := r.Build(Route{Handler: "broken"}); !ok || err == nil || !strings.Contains(err.Error(), `"broken" returned no handler`) {
+		t.Fatalf("a factory returning nil: %v %v", ok, err)
+	}
+	if h, ok, err := r.Build(Route{Handler: "plain"}); !ok || err != nil || h == nil {
+		t.Fatalf("Build(plain) = %v %v %v", h, ok, err)
+	}
+	if _, ok, err := r.Build(Route{Handler: "nope"}); ok || err != nil {
+		t.Fatalf("Build(nope) = %v %v, want not found", ok, err)
+	}
+	// Lookup finds plain handlers only: a factory has none until a route
+	// builds one.
+	if _, ok := r.Lookup("crm"); ok {
+		t.Fatal("Lookup found a factory")
+	}
+	if h, ok := r.Lookup("plain"); !ok || h == nil {
+		t.Fatal("Lookup lost a plain handler")
+	}
+	if err := r.RegisterFactorySafely("plain", func(Route) (Handler, error) { return plain, nil }); !errors.Is(err, ErrDuplicateName) {
+		t.Fatalf("a factory under a handler's name: %v", err)
+	}
+	if err := r.RegisterSafely("crm", plain); !errors.Is(err, ErrDuplicateName) {
+		t.Fatalf("a handler under a factory's name: %v", err)
+	}
+	if err := r.RegisterFactorySafely("x", nil); err == nil {
+		t.Fatal("nil factory accepted")
+	}
+	if err := r.RegisterFactorySafely("", func(Route) (Handler, error) { return plain, nil }); err == nil {
+		t.Fatal("empty name accepted")
+	}
+	if names := r.Names(); !slices.Equal(names, []string{"broken", "crm", "plain"}) {
+		t.Fatalf("names %v", names)
+	}
+}
+
+// TestRouteEndpointAndRedaction: a route's rate-limit endpoint is its URL,
+// else its handler name; printing or logging a route shows no credential.
+func TestRouteEndpointAndRedaction(t *testing.T) {
+	rt := Route{Code: "c", Handler: "crm", URL: "https://user:pw@crm.example/api?token=tok3n", Secret: "whsec_s3cr3t",
+		Headers: map[string]string{"Authorization": "Bearer b34rer"}, Rate: ratelimit.Rate{N: 2, Per: time.Second}}
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("route", "route", rt)
+	for _, out := range []string{fmt.Sprint(rt), fmt.Sprintf("%+v", rt), fmt.Sprintf("%v", &rt), logs.String()} {
+		for _, secret := range []string{"pw", "tok3n", "s3cr3t", "b34rer"} {
+			if strings.Contains(out, secret) {
+				t.Errorf("%q shows %s", out, secret)
+			}
+		}
+		if !strings.Contains(out, "https://crm.example/api") || !strings.Contains(out, "Authorization") || !strings.Contains(out, "2/1s") {
+			t.Errorf("%q lacks the route's url, header names or rate", out)
+		}
+	}
+	if e := (Route{Handler: "forward", URL: "https://a.example/x"}).Endpoint(); e != "https://a.example/x" {
+		t.Fatalf("with a url: %q", e)
+	}
+	if e := (Route{Handler: "crm-sync"}).Endpoint(); e != "crm-sync" {
+		t.Fatalf("without a url: %q", e)
 	}
 }
