@@ -62,14 +62,14 @@ BENCHFLAGS ?=
 
 .PHONY: bench bench-quick
 bench: redis-server ## engine benchmarks beside raw go-redis, then the black-box suite (bench/): hookline dev vs asynq and raw Redis, ratios
-	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 3000x ./shared/queue
-	$(GO) test -run '^$$' -bench BytesPerItem -benchtime 1x ./shared/queue
-	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 20000x ./shared/drain
+	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 3000x ./internal/queue
+	$(GO) test -run '^$$' -bench BytesPerItem -benchtime 1x ./internal/queue
+	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 20000x ./internal/drain
 	cd bench && $(GO) run . $(BENCHFLAGS)
 
 bench-quick: redis-server ## a small run of both: fewer engine iterations, the suite with --quick (about a minute)
-	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 300x ./shared/queue
-	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 2000x ./shared/drain
+	$(GO) test -run '^$$' -bench 'Enqueue|Cycle' -benchtime 300x ./internal/queue
+	$(GO) test -run '^$$' -bench BacklogDrain -benchtime 2000x ./internal/drain
 	cd bench && $(GO) run . --quick $(BENCHFLAGS)
 
 FUZZTIME ?= 30s

@@ -18,7 +18,7 @@ import (
 
 const runbookPath = "../docs/RUNBOOK.md"
 
-// emitted lists the metrics the functions write (EMF, shared/telemetry),
+// emitted lists the metrics the functions write (EMF, internal/telemetry),
 // each with the package that emits it and the dimension sets it is
 // published under besides the Stack dimension, which every set carries
 // ({} is Stack alone). TestEmittedMetricsMatchSource keeps it equal to the
@@ -446,7 +446,7 @@ func TestLogQueries(t *testing.T) {
 		}
 	}
 	var source string
-	for _, f := range []string{"../shared/ingest/server.go", "../shared/drain/drain.go"} {
+	for _, f := range []string{"../internal/ingest/server.go", "../internal/drain/drain.go"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/app"
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/drain"
-	"github.com/hookline/hookline/shared/queue"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/app"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/drain"
+	"github.com/hookline/hookline/internal/queue"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 	"gopkg.in/yaml.v3"
 )
@@ -67,7 +67,7 @@ func TestTemplateCacheUserAccess(t *testing.T) {
 		t.Fatalf("CacheAppUser AccessString %q: want -@dangerous after the last +@category", strings.Join(rules, " "))
 	}
 
-	// KeyPrefix takes what shared/config accepts as a prefix, nothing that
+	// KeyPrefix takes what internal/config accepts as a prefix, nothing that
 	// would be a pattern, and is what the functions run with.
 	pattern, _ := str(get(root, "Parameters", "KeyPrefix", "AllowedPattern"))
 	re, err := regexp.Compile(pattern)
@@ -80,7 +80,7 @@ func TestTemplateCacheUserAccess(t *testing.T) {
 			t.Fatalf("parameter KeyPrefix: AllowedPattern %q accepts %q: %v, want %v", pattern, v, !ok, ok)
 		}
 		if _, err := config.Parse([]byte(fmt.Sprintf("prefix: %q\ntenant: /data/customer_id\nlanes: {quick: {}}\nroutes: {a: {lane: quick, handler: log}}\nverify: none\n", v)), nil); ok && err != nil {
-			t.Fatalf("parameter KeyPrefix accepts %q, which shared/config refuses: %v", v, err)
+			t.Fatalf("parameter KeyPrefix accepts %q, which internal/config refuses: %v", v, err)
 		}
 	}
 	user, err := openTemplate(t).GetElastiCacheUserWithName("CacheAppUser")

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/config"
+	"github.com/hookline/hookline/internal/config"
 	"gopkg.in/yaml.v3"
 )
 

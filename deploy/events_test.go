@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/drain"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/drain"
 )
 
 // eventsDir holds the events `sam local invoke -e` and the tests use.

@@ -14,7 +14,7 @@ import (
 	"github.com/awslabs/goformation/v7"
 	"github.com/awslabs/goformation/v7/cloudformation"
 	"github.com/awslabs/goformation/v7/intrinsics"
-	"github.com/hookline/hookline/shared/config"
+	"github.com/hookline/hookline/internal/config"
 	"gopkg.in/yaml.v3"
 )
 
@@ -416,7 +416,7 @@ func TestTemplateNoPlaintextSecrets(t *testing.T) {
 }
 
 // TestTemplateEnvironment checks the environment contract between the
-// template and shared/config: every HOOKLINE_ variable the template sets is
+// template and internal/config: every HOOKLINE_ variable the template sets is
 // one the functions read, and the per-function ones go where they belong.
 func TestTemplateEnvironment(t *testing.T) {
 	t.Parallel()
@@ -434,7 +434,7 @@ func TestTemplateEnvironment(t *testing.T) {
 		m := map[string]*yaml.Node{}
 		for _, e := range entries(get(n, "Environment", "Variables")) {
 			if !known[e.key] {
-				t.Fatalf("environment variable %s: not one shared/config reads", e.key)
+				t.Fatalf("environment variable %s: not one internal/config reads", e.key)
 			}
 			m[e.key] = e.val
 		}

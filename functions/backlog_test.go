@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

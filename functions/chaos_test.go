@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/lambdatest"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/lambdatest"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

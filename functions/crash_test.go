@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/redistest"
 )
 
 // TestG4KillMidBatch: a drain killed (SIGKILL) while its handler's call is in

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/drain"
-	"github.com/hookline/hookline/shared/lambdatest"
-	"github.com/hookline/hookline/shared/queue"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/drain"
+	"github.com/hookline/hookline/internal/lambdatest"
+	"github.com/hookline/hookline/internal/queue"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/lambdatest"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/lambdatest"
+	"github.com/hookline/hookline/internal/redistest"
 )
 
 // TestInitFailsNamingTheSetting: a function with bad configuration stops at

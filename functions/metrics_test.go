@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/redistest"
-	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/internal/redistest"
+	"github.com/hookline/hookline/internal/telemetry"
 )
 
 // emfLines returns the EMF lines among a function's log lines (the others

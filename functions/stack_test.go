@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/lambdatest"
+	"github.com/hookline/hookline/internal/lambdatest"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/redistest"
-	"github.com/hookline/hookline/shared/telemetry"
+	"github.com/hookline/hookline/internal/redistest"
+	"github.com/hookline/hookline/internal/telemetry"
 )
 
 // upstream is what the forward routes of the metrics test call: /500 and

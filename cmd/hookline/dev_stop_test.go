@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

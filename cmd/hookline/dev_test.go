@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/internal/queue"
 	"github.com/spf13/cobra"
 )
 

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/internal/queue"
 	"github.com/spf13/cobra"
 )
 

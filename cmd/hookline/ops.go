@@ -16,9 +16,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hookline/hookline/shared/app"
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/queue"
+	"github.com/hookline/hookline/internal/app"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/queue"
 	"github.com/hookline/hookline/shared/webhook"
 	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"

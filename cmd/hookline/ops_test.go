@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/clock"
-	"github.com/hookline/hookline/shared/queue"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/clock"
+	"github.com/hookline/hookline/internal/queue"
+	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -21,8 +21,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/sender"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/sender"
 )
 
 // devSecret is the Standard Webhooks signing secret `hookline dev` uses when

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/sender"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/sender"
 	"github.com/hookline/hookline/shared/webhook"
 )
 

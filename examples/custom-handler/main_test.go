@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookline/hookline/shared/app"
-	"github.com/hookline/hookline/shared/config"
-	"github.com/hookline/hookline/shared/drain"
-	"github.com/hookline/hookline/shared/lambdatest"
-	"github.com/hookline/hookline/shared/queue"
-	"github.com/hookline/hookline/shared/redistest"
+	"github.com/hookline/hookline/internal/app"
+	"github.com/hookline/hookline/internal/config"
+	"github.com/hookline/hookline/internal/drain"
+	"github.com/hookline/hookline/internal/lambdatest"
+	"github.com/hookline/hookline/internal/queue"
+	"github.com/hookline/hookline/internal/redistest"
 )
 
 func TestMain(m *testing.M) { redistest.Main(m) }

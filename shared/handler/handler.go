@@ -35,7 +35,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookline/hookline/shared/ratelimit"
+	"github.com/hookline/hookline/internal/ratelimit"
+	"github.com/hookline/hookline/internal/redact"
 )
 
 // Event is one webhook handed to a handler.
@@ -176,7 +177,7 @@ func (r Route) String() string {
 	}
 	names := slices.Sorted(maps.Keys(r.Headers))
 	return fmt.Sprintf("{Code:%s Lane:%s Handler:%s URL:%s Rate:%d/%v Timeout:%v Secret:%s Headers:%v}",
-		r.Code, r.Lane, r.Handler, redactURLString(r.URL), r.Rate.N, r.Rate.Per, r.Timeout, secret, names)
+		r.Code, r.Lane, r.Handler, redact.URLString(r.URL), r.Rate.N, r.Rate.Per, r.Timeout, secret, names)
 }
 
 // LogValue logs the route as String describes it.

@@ -1,0 +1,9 @@
+package queue
+
+import (
+	"testing"
+
+	"github.com/hookline/hookline/internal/redistest"
+)
+
+func TestMain(m *testing.M) { redistest.Main(m) }

@@ -1,9 +1,0 @@
-package queue
-
-import (
-	"testing"
-
-	"github.com/hookline/hookline/shared/redistest"
-)
-
-func TestMain(m *testing.M) { redistest.Main(m) }
