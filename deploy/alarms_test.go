@@ -59,12 +59,12 @@ var emitted = map[string]struct {
 var metricLiteral = regexp.MustCompile(`(?:[^A-Za-z]Name: |gauge\(|\bm[A-Z]\w*\s*=\s*)"([A-Z]\w*)"`)
 
 // sourceMetrics returns the metric names found in the non-test Go files of
-// shared/<pkg>.
+// internal/<pkg>.
 func sourceMetrics(t *testing.T, pkg string) []string {
 	t.Helper()
-	files, err := filepath.Glob(filepath.Join("..", "shared", pkg, "*.go"))
+	files, err := filepath.Glob(filepath.Join("..", "internal", pkg, "*.go"))
 	if err != nil || len(files) == 0 {
-		t.Fatalf("shared/%s: no Go files (%v)", pkg, err)
+		t.Fatalf("internal/%s: no Go files (%v)", pkg, err)
 	}
 	var names []string
 	for _, f := range files {
@@ -93,12 +93,12 @@ func TestEmittedMetricsMatchSource(t *testing.T) {
 		found := sourceMetrics(t, pkg)
 		for _, name := range found {
 			if m, ok := emitted[name]; !ok || m.pkg != pkg {
-				t.Errorf("shared/%s emits %s, which the deploy tests' list does not have (for package %s)", pkg, name, pkg)
+				t.Errorf("internal/%s emits %s, which the deploy tests' list does not have (for package %s)", pkg, name, pkg)
 			}
 		}
 		for name, m := range emitted {
 			if m.pkg == pkg && !slices.Contains(found, name) {
-				t.Errorf("shared/%s: no longer emits %s (found %v); the dashboard or an alarm may read a metric that never comes", pkg, name, found)
+				t.Errorf("internal/%s: no longer emits %s (found %v); the dashboard or an alarm may read a metric that never comes", pkg, name, found)
 			}
 		}
 	}

@@ -127,6 +127,10 @@ func errString(err error) string {
 // ErrDuplicateName reports a second registration of a handler name.
 var ErrDuplicateName = errors.New("handler: name already registered")
 
+// Rate is a rate limit: at most N calls per Per ("2/s" in the
+// configuration). Its String, N and Per say what the route allows.
+type Rate = ratelimit.Rate
+
 // Route is a configured route as a handler factory sees it: the settings of
 // the route's entry in the configuration file, with "env:NAME" values
 // already read from the environment.
@@ -148,7 +152,7 @@ type Route struct {
 	// Rate is the route's rate limit; the zero Rate is no limit. The drain
 	// holds each call until a slot of the bucket (tenant, Endpoint()) is
 	// free, so the handler need not; a long wait yields the key instead.
-	Rate ratelimit.Rate
+	Rate Rate
 	// Timeout is the route's timeout, its default applied when the file
 	// sets none: the drain cancels a call's context when it runs out.
 	Timeout time.Duration
