@@ -500,8 +500,9 @@ func (e *suiteEnv) backlog(ctx context.Context) error {
 		row{fig: 3, name: "backlog drain items/s (forward)", unit: perSecond, hook: drainPS, baseName: "raw LPOP drain", base: qps},
 		row{fig: 3, name: "lost in the backlog drain", unit: count, hook: float64(b.rep.lost), baseName: "ideal", base: 0, noRatio: true},
 	)
-	e.note("3 backlog: %.2f round trips/item (target <= %.1f: %s), %.2f commands/item (target <= %d: %s), %d drains for %d items",
-		trips, targetRoundTrips, met(trips <= targetRoundTrips), cmds, targetCommands, met(cmds <= targetCommands), b.stats.DrainInvocations, b.rep.delivered)
+	e.note("3 backlog: %.2f round trips/item (target <= %.1f: %s), %.2f commands/item (target <= %d: %s), %d drains for %d items; queued by an ingest-only dev at %s",
+		trips, targetRoundTrips, met(trips <= targetRoundTrips), cmds, targetCommands, met(cmds <= targetCommands), b.stats.DrainInvocations, b.rep.delivered,
+		perSecond.format(b.res.acceptedPerSec()))
 	return nil
 }
 

@@ -38,6 +38,10 @@ type App struct {
 	// Metrics receives the EMF lines of the ingest server and the drainers
 	// built afterwards (see Emitter); nil: none.
 	Metrics *telemetry.Emitter
+	// Admit, when set, is given to the drainers built afterwards
+	// (drain.Options.Admit): `hookline dev` holds items back with it while
+	// webhooks need the CPU (internal/priority).
+	Admit func(context.Context) func()
 	// local, when set, is how ingest and drains built afterwards wake the
 	// scheduler in this process (`hookline dev`); unset, they signal it
 	// through Redis (Engine.Wake), as the Lambda functions do.
@@ -241,6 +245,7 @@ func (a *App) Drainer(reg *handler.Registry) (*drain.Drainer, error) {
 		Logger:      a.Logger,
 		Metrics:     a.Metrics,
 		Wake:        a.wake,
+		Admit:       a.Admit,
 	})
 }
 

@@ -177,8 +177,13 @@ func sharedTransport(k poolKey) *http.Transport {
 // Handle forwards one event. It does not wait for the rate limit: the drain
 // reserves the call's slot before calling it.
 func (f *Forward) Handle(ctx context.Context, ev *handler.Event) error {
-	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > f.cfg.Timeout {
+		// The drain bounds every call by the route's timeout already; this
+		// is for a caller that did not.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.cfg.Timeout)
+		defer cancel()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.cfg.URL, bytes.NewReader(ev.Body))
 	if err != nil {
 		return handler.Permanent(fmt.Errorf("forward %s: %w", f.safeURL, err))

@@ -83,6 +83,11 @@ type Options struct {
 	// slot further away yields the key until it, so a billed function does
 	// not sleep. Default MaxRateWaitDefault.
 	MaxRateWait time.Duration
+	// Admit, when set, is called before each item is handled; the func it
+	// returns is called when the item is done (acked, failed or yielded).
+	// `hookline dev` holds items back with it while webhooks need the CPU
+	// (internal/priority). Default none: items are never held.
+	Admit func(context.Context) func()
 	// Clock supplies "now". Default the wall clock.
 	Clock clock.Clock
 	// Logger receives one line per handled item. Default slog.Default().
@@ -492,7 +497,9 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 				attempt = attempts + 1
 			}
 			last := i == len(items)-1
+			done := d.admit(ctx)
 			r := d.handle(ctx, l, it, attempt, last, res, m)
+			done()
 			if r.out != "" {
 				return r
 			}
@@ -501,6 +508,15 @@ func (d *Drainer) work(ctx context.Context, l *queue.Lease, b *queue.Batch, stop
 			}
 		}
 	}
+}
+
+// admit waits for Options.Admit, if set, and returns the func that ends
+// the item.
+func (d *Drainer) admit(ctx context.Context) func() {
+	if d.opt.Admit == nil {
+		return func() {}
+	}
+	return d.opt.Admit(ctx)
 }
 
 // handle runs one item through its route and records the result. An empty

@@ -437,3 +437,41 @@ func TestDrainRedisFailureIsErrorNotLeaseLost(t *testing.T) {
 		})
 	}
 }
+
+// TestDrainAdmitsEachItem: Options.Admit is asked before each item and its
+// done func called after the item, before the next is asked (hookline dev
+// holds items back with it while webhooks need the CPU).
+func TestDrainAdmitsEachItem(t *testing.T) {
+	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
+		t.Parallel()
+		var mu sync.Mutex
+		var trace []string
+		f := setup(t, rdb, Route{Handler: handler.HandlerFunc(func(_ context.Context, ev *handler.Event) error {
+			mu.Lock()
+			trace = append(trace, "handle "+ev.ID)
+			mu.Unlock()
+			return nil
+		})}, func(o *Options) {
+			o.Admit = func(context.Context) func() {
+				mu.Lock()
+				trace = append(trace, "admit")
+				mu.Unlock()
+				return func() {
+					mu.Lock()
+					trace = append(trace, "done")
+					mu.Unlock()
+				}
+			}
+		})
+		f.enqueue("acme:c", "1", "2", "3")
+		if res := f.run(f.claim(), "a"); res.Outcome != Emptied || res.Handled != 3 {
+			t.Fatalf("run %+v", res)
+		}
+		want := []string{"admit", "handle 1", "done", "admit", "handle 2", "done", "admit", "handle 3", "done"}
+		mu.Lock()
+		defer mu.Unlock()
+		if !slices.Equal(trace, want) {
+			t.Fatalf("trace %q, want %q", trace, want)
+		}
+	})
+}
