@@ -203,8 +203,8 @@ func New(rdb redis.UniversalClient, opt Options) (*Engine, error) {
 // Options returns the engine's options with defaults filled in.
 func (e *Engine) Options() Options { return e.opt }
 
-// Shard returns the shard a key belongs to.
-func (e *Engine) Shard(key string) int { return e.ks.shardOf(key) }
+// shard returns the shard a key belongs to.
+func (e *Engine) shard(key string) int { return e.ks.shardOf(key) }
 
 func (e *Engine) nowMs() int64 { return e.opt.Clock.Now().UnixMilli() }
 

@@ -381,7 +381,7 @@ func TestG3ConcurrentClaimersNeverShareAKey(t *testing.T) {
 					mu.Lock()
 					for _, l := range ls {
 						count[l.Key]++
-						st := [2]int64{int64(f.e.Shard(l.Key)), l.Token}
+						st := [2]int64{int64(f.e.shard(l.Key)), l.Token}
 						if tokens[st] {
 							t.Errorf("token %d handed out twice in shard %d", l.Token, st[0])
 						}
@@ -531,7 +531,7 @@ func TestDedupWindow(t *testing.T) {
 		}
 		// While the key has queued items its dedup set has no TTL; once the
 		// queue empties it lives one more window.
-		dd := f.e.ks.dedup(f.e.Shard("acme:c"), "acme:c")
+		dd := f.e.ks.dedup(f.e.shard("acme:c"), "acme:c")
 		if ttl := rdb.PTTL(f.ctx, dd).Val(); ttl != -1 {
 			t.Fatalf("dedup set TTL %v while items are queued, want none", ttl)
 		}
@@ -804,7 +804,7 @@ func TestEnqueueDuringLease(t *testing.T) {
 		f.ack(l, "g1")
 		f.clk.Set(l.Deadline.Add(time.Millisecond))
 		f.enqueue("quick", "acme:g", "g2")
-		s := f.e.Shard("acme:g")
+		s := f.e.shard("acme:g")
 		if rdb.HExists(f.ctx, f.e.ks.lease(s), "acme:g").Val() {
 			t.Fatal("the dead holder's lease field is still there after an enqueue")
 		}
@@ -837,7 +837,7 @@ func TestYieldNotBeforeAndEmpty(t *testing.T) {
 		if err != nil || st != (LaneStats{Lane: "quick"}) {
 			t.Fatalf("stats after all done = %+v %v", st, err)
 		}
-		if n := rdb.HLen(f.ctx, f.e.ks.lease(f.e.Shard("acme:y"))).Val(); n != 0 {
+		if n := rdb.HLen(f.ctx, f.e.ks.lease(f.e.shard("acme:y"))).Val(); n != 0 {
 			t.Fatalf("lease hash keeps %d fields after yield", n)
 		}
 	})
@@ -853,12 +853,12 @@ func TestOperatorReads(t *testing.T) {
 		f.enqueue("quick", "b:x", "1")
 		f.enqueue("slow", "c:x", "1", "2")
 		f.clk.Advance(time.Second)
-		ready, err := f.e.ReadyKeys(f.ctx, "quick", 10)
+		ready, err := f.e.readyKeys(f.ctx, "quick", 10)
 		if err != nil || len(ready) != 2 || ready[0].Key != "a:x" || ready[1].Key != "b:x" || !ready[0].ReadyAt.Equal(start) {
 			t.Fatalf("ready keys = %+v %v", ready, err)
 		}
 		l := f.claimOne("quick", "req-1")
-		leased, err := f.e.LeasedKeys(f.ctx, "quick")
+		leased, err := f.e.leasedKeys(f.ctx, "quick")
 		if err != nil || len(leased) != 1 || leased[0].Key != "a:x" || leased[0].Token != l.Token || leased[0].Invocation != "req-1" {
 			t.Fatalf("leased keys = %+v %v", leased, err)
 		}
@@ -899,7 +899,7 @@ func TestG9NoTTLOnQueueData(t *testing.T) {
 		if _, err := f.e.Fail(f.ctx, l, "a", Failure{Reason: "x", Permanent: true}); err != nil {
 			t.Fatal(err)
 		}
-		s := f.e.Shard(key)
+		s := f.e.shard(key)
 		for _, k := range []string{f.e.ks.queue(s, key), f.e.ks.meta(s, key), f.e.ks.ready(s, "quick"),
 			f.e.ks.lease(s), f.e.ks.seq(s), f.e.ks.dlq(s, key), f.e.ks.dlqIndex(s)} {
 			if ttl := rdb.PTTL(f.ctx, k).Val(); ttl != -1 {

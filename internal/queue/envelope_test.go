@@ -110,7 +110,7 @@ func TestEnvelopeTestdataThroughRedrive(t *testing.T) {
 		for i, c := range envelopeCases {
 			in := readEnvelope(t, c.file)
 			key := fmt.Sprintf("redrive%d:%s", i, c.want.Code) // a key of its own per case
-			s := f.e.Shard(key)
+			s := f.e.shard(key)
 			rec := append([]byte("dead1 1763900000000 3 quick\nfailed\n"), in...)
 			if err := rdb.RPush(f.ctx, f.e.ks.dlq(s, key), rec).Err(); err != nil {
 				t.Fatal(err)

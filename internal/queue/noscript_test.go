@@ -153,7 +153,7 @@ func TestPipelineNoScriptFallsBackToEval(t *testing.T) {
 			shards := map[int]bool{}
 			for i := range 40 {
 				key := fmt.Sprintf("r%d:c", i)
-				shards[f.e.Shard(key)] = true
+				shards[f.e.shard(key)] = true
 				entries = append(entries, Entry{Lane: "quick", Item: f.item(key, round)})
 			}
 			res, err := f.e.EnqueueBatch(f.ctx, entries)

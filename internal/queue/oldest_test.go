@@ -28,7 +28,7 @@ func eachRedis(t *testing.T, fn func(t *testing.T, rdb redis.UniversalClient)) {
 // zero when the key is not in it.
 func (f *fixture) indexed(lane, key string) time.Time {
 	f.t.Helper()
-	s, err := f.rdb.ZScore(f.ctx, f.e.ks.oldest(f.e.Shard(key), lane), key).Result()
+	s, err := f.rdb.ZScore(f.ctx, f.e.ks.oldest(f.e.shard(key), lane), key).Result()
 	if errors.Is(err, redis.Nil) {
 		return time.Time{}
 	}
@@ -176,7 +176,7 @@ func TestOldestIndexFollowsTheHead(t *testing.T) {
 		check("redrive", at[2])
 
 		// A key queued before the index existed enters it at its next read.
-		if err := f.rdb.ZRem(f.ctx, f.e.ks.oldest(f.e.Shard(key), "quick"), key).Err(); err != nil {
+		if err := f.rdb.ZRem(f.ctx, f.e.ks.oldest(f.e.shard(key), "quick"), key).Err(); err != nil {
 			t.Fatal(err)
 		}
 		l = f.claimOne("quick", "inv2")
@@ -234,7 +234,7 @@ func TestG9OldestIndexSafe(t *testing.T) {
 		t.Parallel()
 		f := setup(t, rdb)
 		f.enqueue("quick", "acme:ttl", "a")
-		k := f.e.ks.oldest(f.e.Shard("acme:ttl"), "quick")
+		k := f.e.ks.oldest(f.e.shard("acme:ttl"), "quick")
 		if ttl := rdb.PTTL(f.ctx, k).Val(); ttl != -1 {
 			t.Fatalf("%s has PTTL %v, want -1 (exists, no TTL)", k, ttl)
 		}

@@ -107,7 +107,7 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return LaneStats{}, fmt.Errorf("queue: stats %s: %w", lane, err)
 	}
-	leased, err := e.LeasedKeys(ctx, lane)
+	leased, err := e.leasedKeys(ctx, lane)
 	if err != nil {
 		return LaneStats{}, err
 	}
@@ -129,12 +129,12 @@ func (e *Engine) Stats(ctx context.Context, lane string) (LaneStats, error) {
 
 // LiveLeases counts the live leases of a lane's keys that have work.
 func (e *Engine) LiveLeases(ctx context.Context, lane string) (int64, error) {
-	ls, err := e.LeasedKeys(ctx, lane)
+	ls, err := e.leasedKeys(ctx, lane)
 	return int64(len(ls)), err
 }
 
-// ReadyKeys returns up to n keys of lane that are claimable now, oldest first.
-func (e *Engine) ReadyKeys(ctx context.Context, lane string, n int) ([]ReadyKey, error) {
+// readyKeys returns up to n keys of lane that are claimable now, oldest first.
+func (e *Engine) readyKeys(ctx context.Context, lane string, n int) ([]ReadyKey, error) {
 	keys, _, err := e.readyCandidates(ctx, lane, e.nowMs(), n)
 	return keys, err
 }
@@ -148,12 +148,12 @@ type LeaseInfo struct {
 	Deadline   time.Time
 }
 
-// LeasedKeys returns the live leases of lane's keys that have work (a key
+// leasedKeys returns the live leases of lane's keys that have work (a key
 // leased with an empty queue is not in the lane's index), soonest deadline
 // first. A leased key's score in the ready index is its lease deadline, so
 // it is among the keys scored after now; the lease hash tells it from a
 // delayed key.
-func (e *Engine) LeasedKeys(ctx context.Context, lane string) ([]LeaseInfo, error) {
+func (e *Engine) leasedKeys(ctx context.Context, lane string) ([]LeaseInfo, error) {
 	now := e.nowMs()
 	keys, err := perShard(ctx, e, "list leases", func(p redis.Pipeliner, s int) *redis.StringSliceCmd {
 		return p.ZRangeByScore(ctx, e.ks.ready(s, lane), &redis.ZRangeBy{Min: "(" + strconv.FormatInt(now, 10), Max: "+inf"})

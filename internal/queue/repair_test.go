@@ -232,7 +232,7 @@ func TestRedriveConvertsFirstFormatEnvelope(t *testing.T) {
 		t.Parallel()
 		f := setup(t, rdb)
 		key := "acme:v1"
-		s := f.e.Shard(key)
+		s := f.e.shard(key)
 		rec := "dead1 1763900000000 3 quick\nold\nhl1 m1\n1763899999000\nacme\nv1\n1\nx-a: b\n{}"
 		if err := rdb.RPush(f.ctx, f.e.ks.dlq(s, key), rec).Err(); err != nil {
 			t.Fatal(err)
