@@ -197,7 +197,7 @@ func New(rdb redis.UniversalClient, opt Options) (*Engine, error) {
 	if err := opt.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{rdb: rdb, opt: opt, ks: keyspace{prefix: opt.Prefix, shards: opt.Shards}, redriveBatch: redriveBatch}, nil
+	return &Engine{rdb: rdb, opt: opt, ks: newKeyspace(opt.Prefix, opt.Shards), redriveBatch: redriveBatch}, nil
 }
 
 // Options returns the engine's options with defaults filled in.
@@ -372,7 +372,10 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 		window = e.opt.DedupWindow.Milliseconds()
 	}
 	res := make([]Enqueued, len(entries))
-	byShard := make(map[int][]int)
+	var byShard map[int][]int // entries by shard, when there are several
+	if len(entries) > 1 {
+		byShard = make(map[int][]int)
+	}
 	var shardOrder []int
 	for i, en := range entries {
 		it := en.Item
@@ -391,10 +394,17 @@ func (e *Engine) EnqueueBatch(ctx context.Context, entries []Entry) ([]Enqueued,
 		key := it.Key()
 		res[i] = Enqueued{ID: it.ID, Key: key}
 		s := e.ks.shardOf(key)
+		if byShard == nil {
+			shardOrder = append(shardOrder, s)
+			continue
+		}
 		if _, ok := byShard[s]; !ok {
 			shardOrder = append(shardOrder, s)
 		}
 		byShard[s] = append(byShard[s], i)
+	}
+	if byShard == nil {
+		byShard = map[int][]int{shardOrder[0]: {0}}
 	}
 	var calls []scriptCall
 	var owners [][]int

@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -204,4 +205,14 @@ func FuzzDecodeDead(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = decodeDead(b, "t:c") // must not panic
 	})
+}
+
+// TestShardNumberIsTwoDigits: the shard number in key names is written as
+// "%02d" writes it, so key names never change.
+func TestShardNumberIsTwoDigits(t *testing.T) {
+	for s := range 1000 {
+		if got, want := shardNumber(s), fmt.Sprintf("%02d", s); got != want {
+			t.Fatalf("shardNumber(%d) = %q, want %q", s, got, want)
+		}
+	}
 }

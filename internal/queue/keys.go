@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"fmt"
 	"hash/crc32"
 	"strconv"
 )
@@ -73,6 +72,18 @@ func isName(s string, max int) bool {
 type keyspace struct {
 	prefix string
 	shards int
+	tags   []string // tag(s) of every shard, made once (newKeyspace)
+}
+
+// newKeyspace returns the keyspace of prefix with its shard tags made.
+func newKeyspace(prefix string, shards int) keyspace {
+	ks := keyspace{prefix: prefix, shards: shards}
+	tags := make([]string, shards)
+	for s := range shards {
+		tags[s] = ks.tag(s)
+	}
+	ks.tags = tags
+	return ks
 }
 
 // shardOf returns the shard of a webhook key.
@@ -82,7 +93,19 @@ func (ks keyspace) shardOf(key string) int {
 
 // tag returns "<p>:{NN}:", the common start of every key of shard s.
 func (ks keyspace) tag(s int) string {
-	return ks.prefix + ":{" + fmt.Sprintf("%02d", s) + "}:"
+	if s >= 0 && s < len(ks.tags) {
+		return ks.tags[s]
+	}
+	return ks.prefix + ":{" + shardNumber(s) + "}:"
+}
+
+// shardNumber is s with at least two digits, as fmt's "%02d" writes it
+// (strconv answers small numbers from a table, without formatting).
+func shardNumber(s int) string {
+	if s >= 0 && s < 10 {
+		return "0" + strconv.Itoa(s)
+	}
+	return strconv.Itoa(s)
 }
 
 func (ks keyspace) ready(s int, lane string) string { return ks.tag(s) + "ready:" + lane }
