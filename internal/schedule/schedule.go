@@ -340,15 +340,10 @@ func (s *Scheduler) waitWake(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
-// Poll claims each lane's free capacity once and dispatches the claimed
-// keys. It returns how many keys it claimed.
-func (s *Scheduler) Poll(ctx context.Context, st *Stats) (int, error) {
-	n, _, err := s.poll(ctx, st)
-	return n, err
-}
-
-// poll is Poll that also returns the earliest time a key that is not ready
-// yet becomes ready (zero if none is known), for the loop's wait.
+// poll claims each lane's free capacity once and dispatches the claimed
+// keys. It returns how many keys it claimed and the earliest time a key
+// that is not ready yet becomes ready (zero if none is known), for the
+// loop's wait.
 //
 // A lane's capacity is its slots: a slot is one running (or dispatched)
 // drain, which may work many keys one after another. For each claimed key
