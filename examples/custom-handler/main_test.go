@@ -55,6 +55,8 @@ func TestReadmeQuotesTheExample(t *testing.T) {
 // redis-server, and hands it a drain event for a key with a queued item:
 // the registered factory's handler handles it.
 func TestExampleHandlesAQueuedItem(t *testing.T) {
+	// Built first: a cold build takes longer than the lease claimed below.
+	bin := lambdatest.Build(t, "github.com/hookline/hookline/examples/custom-handler")
 	rdb := redistest.Standalone(t)
 	yaml := fmt.Sprintf(`
 prefix: %s
@@ -91,7 +93,6 @@ routes:
 		t.Fatal(err)
 	}
 
-	bin := lambdatest.Build(t, "github.com/hookline/hookline/examples/custom-handler")
 	f := lambdatest.Start(t, "drain", bin, map[string]string{
 		"HOOKLINE_CONFIG":    path,
 		"HOOKLINE_REDIS_URL": "redis://" + rdb.Options().Addr,
