@@ -24,9 +24,9 @@ import (
 
 // Defaults of Options.
 const (
-	SlotsDefault   = 2
+	SlotsDefault   = 1
 	EveryDefault   = 10 * time.Millisecond
-	LatencyDefault = time.Millisecond
+	LatencyDefault = 100 * time.Microsecond
 	ShareDefault   = 0.1
 	RecentDefault  = 20 * time.Millisecond
 )
@@ -40,8 +40,8 @@ type Options struct {
 	// EveryDefault.
 	Every time.Duration
 	// Latency and Share define contention: over the last Every, at least
-	// Share of the goroutines that became runnable waited Latency or more
-	// for a CPU. Defaults LatencyDefault and ShareDefault.
+	// 200 goroutines became runnable and at least Share of them waited
+	// Latency or more for a CPU. Defaults LatencyDefault and ShareDefault.
 	Latency time.Duration
 	Share   float64
 	// Recent is how long after the last urgent task the gate may close.
@@ -120,12 +120,21 @@ func (g *Gate) Enter(ctx context.Context) func() {
 
 const latencies = "/sched/latencies:seconds"
 
+// minSample is the fewest latencies counted in one Every for them to say
+// anything: a process that wakes fewer goroutines is not busy, and one slow
+// wake among a handful is noise (a GC pause, a page fault). The runtime
+// counts about one wake in 8, so this is about 200 wakes.
+const minSample = 25
+
 // watch closes the gate while the scheduler is contended and urgent work
 // is recent, and opens it otherwise.
 func (g *Gate) watch() {
 	defer close(g.done)
 	sample := []metrics.Sample{{Name: latencies}}
-	var prev []uint64
+	var prev []uint64 // the counts at the last tick: each tick judges its own Every
+	if metrics.Read(sample); sample[0].Value.Kind() == metrics.KindFloat64Histogram {
+		prev = append(prev, sample[0].Value.Float64Histogram().Counts...)
+	}
 	t := time.NewTicker(g.opt.Every)
 	defer t.Stop()
 	for {
@@ -139,24 +148,31 @@ func (g *Gate) watch() {
 			return // not measured by this runtime: the gate stays open
 		}
 		h := sample[0].Value.Float64Histogram()
-		var all, slow uint64
-		for i, c := range h.Counts {
-			d := c
-			if i < len(prev) {
-				d -= prev[i]
-			}
-			all += d
-			if h.Buckets[i] >= g.opt.Latency.Seconds() {
-				slow += d
-			}
-		}
+		contended := g.contended(h, prev)
 		prev = append(prev[:0], h.Counts...)
 		recent := time.Now().UnixNano()-g.urgent.Load() < int64(g.opt.Recent)
-		contended := all > 0 && float64(slow) >= g.opt.Share*float64(all)
 		shut := recent && contended
 		if shut && !g.closed.Load() {
 			g.closes.Add(1)
 		}
 		g.closed.Store(shut)
 	}
+}
+
+// contended says whether, between the counts prev and h, at least minSample
+// goroutines were made runnable and at least Share of them waited Latency
+// or more for a CPU.
+func (g *Gate) contended(h *metrics.Float64Histogram, prev []uint64) bool {
+	var all, slow uint64
+	for i, c := range h.Counts {
+		d := c
+		if i < len(prev) {
+			d -= prev[i]
+		}
+		all += d
+		if h.Buckets[i] >= g.opt.Latency.Seconds() {
+			slow += d
+		}
+	}
+	return all >= minSample && float64(slow) >= g.opt.Share*float64(all)
 }

@@ -2,15 +2,18 @@ package priority
 
 import (
 	"context"
+	"math"
 	"runtime"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// spin keeps 4x GOMAXPROCS goroutines runnable until stop is closed: the
-// scheduler is contended.
+// spin keeps 4x GOMAXPROCS goroutines runnable until stop is closed, each
+// yielding its CPU every few tens of microseconds as a busy server's
+// goroutines do: the scheduler is contended.
 func spin(stop <-chan struct{}) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range 4 * runtime.GOMAXPROCS(0) {
@@ -26,10 +29,36 @@ func spin(stop <-chan struct{}) *sync.WaitGroup {
 					x += i
 				}
 				_ = x
+				runtime.Gosched()
 			}
 		})
 	}
 	return &wg
+}
+
+// TestContendedNeedsASample: a tick is contended when at least minSample
+// goroutines became runnable and Share of them waited Latency or more; a
+// few slow wakes in an idle process are not contention.
+func TestContendedNeedsASample(t *testing.T) {
+	g := &Gate{opt: Options{Latency: 100 * time.Microsecond, Share: 0.1}}
+	// Buckets: [0, 10µs), [10µs, 100µs), [100µs, 1ms), [1ms, +Inf).
+	h := &metrics.Float64Histogram{Buckets: []float64{0, 10e-6, 100e-6, 1e-3, math.Inf(1)}}
+	for _, c := range []struct {
+		prev, now []uint64
+		want      bool
+	}{
+		{nil, []uint64{0, 0, 0, 0}, false},
+		{nil, []uint64{1, 1, 3, 0}, false},                          // 3 of 5 slow: too few to say
+		{nil, []uint64{80, 10, 9, 1}, true},                         // 10 of 100 slow
+		{nil, []uint64{81, 10, 8, 1}, false},                        // 9 of 100
+		{[]uint64{1000, 0, 50, 0}, []uint64{1090, 0, 60, 0}, true},  // since prev: 10 of 100
+		{[]uint64{1000, 0, 50, 0}, []uint64{1010, 0, 60, 0}, false}, // since prev: 10 of 20, too few
+	} {
+		h.Counts = c.now
+		if got := g.contended(h, c.prev); got != c.want {
+			t.Errorf("contended(%v since %v) = %v, want %v", c.now, c.prev, got, c.want)
+		}
+	}
 }
 
 // waitFor polls cond every millisecond for up to d.
@@ -140,5 +169,19 @@ func TestClosedGateAdmitsSlots(t *testing.T) {
 	tasks.Wait()
 	if most.Load() != 2 || ran.Load() != 8 {
 		t.Fatalf("%d tasks ran, at most %d at once; want 8, at most 2", ran.Load(), most.Load())
+	}
+}
+
+// TestGateOpenForAQuietStream: urgent work arriving every millisecond in a
+// process that has little else to do never closes the gate, however busy
+// the machine's other processes keep its CPUs: a few wakes are no sample.
+func TestGateOpenForAQuietStream(t *testing.T) {
+	g := New(Options{})
+	defer g.Close()
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		g.Urgent()
+	}
+	if g.Closes() != 0 {
+		t.Fatalf("the gate closed %d times for a quiet stream", g.Closes())
 	}
 }
