@@ -180,22 +180,30 @@ func (r *redisServer) printCommandStats(ctx context.Context, items int) {
 	type stat struct {
 		name  string
 		calls int64
+		usec  float64 // time spent, from usec=
 	}
 	var stats []stat
 	for k, v := range f {
 		name, ok := strings.CutPrefix(k, "cmdstat_")
-		calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
-		n, err := strconv.ParseInt(calls, 10, 64)
+		fields := map[string]string{}
+		for kv := range strings.SplitSeq(v, ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				fields[k] = v
+			}
+		}
+		n, err := strconv.ParseInt(fields["calls"], 10, 64)
+		u, _ := strconv.ParseFloat(fields["usec"], 64)
 		if ok && err == nil {
-			stats = append(stats, stat{name, n})
+			stats = append(stats, stat{name, n, u})
 		}
 	}
 	sort.Slice(stats, func(i, j int) bool { return stats[i].calls > stats[j].calls })
+	per := float64(max(items, 1))
 	var b strings.Builder
 	for _, s := range stats {
-		fmt.Fprintf(&b, " %s %.2f", s.name, float64(s.calls)/float64(max(items, 1)))
+		fmt.Fprintf(&b, " %s %.2f (%.1f µs)", s.name, float64(s.calls)/per, s.usec/per)
 	}
-	fmt.Println("  Redis calls per item (INFO commandstats, since start):" + b.String())
+	fmt.Println("  Redis calls per item (INFO commandstats, since start), with their time per item (a script's includes its commands'):" + b.String())
 }
 
 // usedMemory returns INFO memory used_memory.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -286,6 +287,9 @@ func (e *suiteEnv) e2e(ctx context.Context, asynq bool) (e2eResult, error) {
 		st.redis.printCommandStats(ctx, len(res.acceptedIDs()))
 	}
 	out.send, out.rep = res, analyze(res, st.sink)
+	if e.verbose {
+		printTimeline(res, st.sink)
+	}
 	out.itemsPerSec = perSec(out.rep.delivered, out.rep.last.Sub(res.start))
 	out.cmdsPerItem = float64(after-before) / float64(max(out.rep.delivered, 1))
 	out.p50, out.p99 = quantiles(res.latencies())
@@ -878,4 +882,27 @@ func (e *suiteEnv) rate(ctx context.Context) error {
 	)
 	e.note("8 rate 2/s over %ds: %d calls, %d violations, utilisation %.0f%%", e.rateSeconds, len(at), violations, math.Round(util))
 	return nil
+}
+
+// printTimeline says when the sending ended and when 50%, 90%, 99% and all
+// of the items had been delivered, from the first send: where an
+// end-to-end figure's time went.
+func printTimeline(res *sendResult, s *sink) {
+	seen := map[string]bool{}
+	var at []time.Duration
+	for _, d := range s.snapshot() {
+		if !seen[d.id] {
+			seen[d.id] = true
+			at = append(at, d.at.Sub(res.start))
+		}
+	}
+	if len(at) == 0 {
+		return
+	}
+	slices.Sort(at)
+	q := func(f float64) time.Duration {
+		return at[min(int(f*float64(len(at))), len(at)-1)].Round(time.Millisecond)
+	}
+	fmt.Printf("  timeline: sent by %v; delivered 50%% by %v, 90%% by %v, 99%% by %v, all by %v\n",
+		res.end.Sub(res.start).Round(time.Millisecond), q(0.5), q(0.9), q(0.99), at[len(at)-1].Round(time.Millisecond))
 }
