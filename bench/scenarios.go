@@ -903,6 +903,9 @@ func printTimeline(res *sendResult, s *sink) {
 	q := func(f float64) time.Duration {
 		return at[min(int(f*float64(len(at))), len(at)-1)].Round(time.Millisecond)
 	}
-	fmt.Printf("  timeline: sent by %v; delivered 50%% by %v, 90%% by %v, 99%% by %v, all by %v\n",
-		res.end.Sub(res.start).Round(time.Millisecond), q(0.5), q(0.9), q(0.99), at[len(at)-1].Round(time.Millisecond))
+	sent := res.end.Sub(res.start)
+	early, _ := slices.BinarySearch(at, sent)
+	last := at[len(at)-1]
+	fmt.Printf("  timeline: sent by %v, %d delivered by then; delivered 50%% by %v, 90%% by %v, 99%% by %v, all by %v; after the sending %s\n",
+		sent.Round(time.Millisecond), early, q(0.5), q(0.9), q(0.99), last.Round(time.Millisecond), perSecond.format(perSec(len(at)-early, last-sent)))
 }

@@ -54,8 +54,8 @@ type Options struct {
 type Gate struct {
 	opt    Options
 	slots  chan struct{}
-	urgent atomic.Int64 // Unix ns of the last urgent task's start
-	closed atomic.Bool
+	urgent atomic.Int64                  // Unix ns of the last urgent task's start
+	shut   atomic.Pointer[chan struct{}] // non-nil while closed; closed when the gate opens
 	closes atomic.Int64
 	stop   chan struct{}
 	done   chan struct{}
@@ -90,7 +90,7 @@ func (g *Gate) Close() {
 	g.once.Do(func() {
 		close(g.stop)
 		<-g.done
-		g.closed.Store(false)
+		g.set(false)
 	})
 }
 
@@ -98,23 +98,45 @@ func (g *Gate) Close() {
 func (g *Gate) Urgent() { g.urgent.Store(time.Now().UnixNano()) }
 
 // Closed says whether deferrable work is held back now.
-func (g *Gate) Closed() bool { return g.closed.Load() }
+func (g *Gate) Closed() bool { return g.shut.Load() != nil }
 
 // Closes counts the times the gate closed.
 func (g *Gate) Closes() int64 { return g.closes.Load() }
 
 // Enter is called before a deferrable task (handling one item). While the
 // gate is open it returns at once; while it is closed it waits for one of
-// Slots, or for ctx. The returned func ends the task. A nil Gate is open.
+// Slots, for the gate to open, or for ctx. The returned func ends the task.
+// A nil Gate is open.
 func (g *Gate) Enter(ctx context.Context) func() {
-	if g == nil || !g.closed.Load() {
+	if g == nil {
+		return func() {}
+	}
+	opened := g.shut.Load()
+	if opened == nil {
 		return func() {}
 	}
 	select {
 	case g.slots <- struct{}{}:
 		return func() { <-g.slots }
+	case <-*opened: // every waiter goes at once
+		return func() {}
 	case <-ctx.Done():
 		return func() {}
+	}
+}
+
+// set closes (shut) or opens the gate. Only one goroutine calls it at a
+// time: the watcher, or Close after it.
+func (g *Gate) set(shut bool) {
+	cur := g.shut.Load()
+	switch {
+	case shut && cur == nil:
+		opened := make(chan struct{})
+		g.shut.Store(&opened)
+		g.closes.Add(1)
+	case !shut && cur != nil:
+		g.shut.Store(nil)
+		close(*cur)
 	}
 }
 
@@ -151,11 +173,7 @@ func (g *Gate) watch() {
 		contended := g.contended(h, prev)
 		prev = append(prev[:0], h.Counts...)
 		recent := time.Now().UnixNano()-g.urgent.Load() < int64(g.opt.Recent)
-		shut := recent && contended
-		if shut && !g.closed.Load() {
-			g.closes.Add(1)
-		}
-		g.closed.Store(shut)
+		g.set(recent && contended)
 	}
 }
 

@@ -131,7 +131,7 @@ func TestGateOpenWithoutUrgentWork(t *testing.T) {
 // when its context ends.
 func TestEnterGivesUpWithItsContext(t *testing.T) {
 	g := &Gate{slots: make(chan struct{}, 1)}
-	g.closed.Store(true)
+	g.set(true)
 	done := g.Enter(context.Background()) // takes the only slot
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
 	defer cancel()
@@ -147,7 +147,7 @@ func TestEnterGivesUpWithItsContext(t *testing.T) {
 // 20 ms each run at most 2 at once, and all of them run.
 func TestClosedGateAdmitsSlots(t *testing.T) {
 	g := &Gate{slots: make(chan struct{}, 2)}
-	g.closed.Store(true)
+	g.set(true)
 	var running, most, ran atomic.Int64
 	var tasks sync.WaitGroup
 	for range 8 {
@@ -183,5 +183,30 @@ func TestGateOpenForAQuietStream(t *testing.T) {
 	}
 	if g.Closes() != 0 {
 		t.Fatalf("the gate closed %d times for a quiet stream", g.Closes())
+	}
+}
+
+// TestOpeningReleasesWaiters: tasks waiting at a closed gate all go as soon
+// as it opens, not one slot at a time.
+func TestOpeningReleasesWaiters(t *testing.T) {
+	g := &Gate{slots: make(chan struct{}, 1)}
+	g.set(true)
+	hold := g.Enter(context.Background()) // the only slot, held throughout
+	defer hold()
+	var entered sync.WaitGroup
+	for range 8 {
+		entered.Go(func() { g.Enter(context.Background())() })
+	}
+	time.Sleep(20 * time.Millisecond) // they wait at the closed gate
+	g.set(false)
+	done := make(chan struct{})
+	go func() { entered.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("tasks waiting at the gate still wait after it opened")
+	}
+	if g.Closes() != 1 {
+		t.Fatalf("Closes() = %d, want 1", g.Closes())
 	}
 }
