@@ -5,13 +5,14 @@
 // provider waits for each answer; a queued item can wait. While the process
 // has CPU to spare, both run at full speed and nothing here changes
 // anything. When its goroutines queue for a CPU (Go's scheduling latency is
-// high) while webhooks are arriving, a [Gate] lets only a few items be
-// handled at once, so answering webhooks takes the CPU the other drains
+// high) while webhooks are arriving, a [Gate] lets only one item (Slots)
+// be handled at once, so answering webhooks takes the CPU the other drains
 // would have used: a burst is accepted at ingest's own pace and drained
 // right after it, as a backlog, which costs less per item too (more items
 // per key activation). It never stops the drains: Slots of them keep going,
-// and they all go again as soon as webhooks stop arriving or the CPUs catch
-// up. In Lambda the functions run apart and nothing uses it.
+// and they all go again, waiting ones included, as soon as webhooks stop
+// arriving or the CPUs catch up. In Lambda the functions run apart and
+// nothing uses it.
 package priority
 
 import (
