@@ -180,6 +180,8 @@ type devStats struct {
 	RedisRoundTrips  int64 `json:"redis_round_trips"`
 	DrainInvocations int64 `json:"drain_invocations"`
 	ItemsHandled     int64 `json:"items_handled"`
+	// RateWaitMaxMs is the longest a drain slept for a rate-limit slot.
+	RateWaitMaxMs float64 `json:"rate_wait_max_ms"`
 }
 
 // stats reads GET /_dev/stats.

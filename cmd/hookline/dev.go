@@ -98,9 +98,11 @@ then the HTTP server stops and dev says how many items were left. A second
 Ctrl-C stops at once.
 
 GET /_dev/stats answers {"redis_round_trips", "drain_invocations",
-"items_handled"}: the Redis round trips of this process (one per command sent
-alone, one per pipeline), the drains the scheduler started, and the items
-they handled successfully (counted as each drain ends). Benchmarks read it.`,
+"items_handled", "rate_wait_max_ms"}: the Redis round trips of this process
+(one per command sent alone, one per pipeline), the drains the scheduler
+started, the items they handled successfully, and the longest a drain slept
+for a rate-limit slot (the last two counted as each drain ends). Benchmarks
+read it.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -154,17 +156,31 @@ func loadDevConfig(cfgPath string) (cfg *config.Config, from string, builtin boo
 
 // devStats are the counters GET /_dev/stats reports.
 type devStats struct {
-	trips  redisstats.Counter
-	drains atomic.Int64
-	items  atomic.Int64
+	trips    redisstats.Counter
+	drains   atomic.Int64
+	items    atomic.Int64
+	rateWait atomic.Int64 // the longest rate-limit sleep, µs
+}
+
+// drained adds a drain's result.
+func (st *devStats) drained(res drain.Result) {
+	st.items.Add(int64(res.Handled))
+	us := int64(res.RateWaitMaxMs * 1000)
+	for {
+		cur := st.rateWait.Load()
+		if us <= cur || st.rateWait.CompareAndSwap(cur, us) {
+			return
+		}
+	}
 }
 
 func (st *devStats) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]int64{
+	_ = json.NewEncoder(w).Encode(map[string]any{
 		"redis_round_trips": st.trips.RoundTrips(),
 		"drain_invocations": st.drains.Load(),
 		"items_handled":     st.items.Load(),
+		"rate_wait_max_ms":  float64(st.rateWait.Load()) / 1000,
 	})
 }
 
@@ -265,7 +281,7 @@ func runDev(ctx context.Context, out io.Writer, opt devOptions) error {
 			return err
 		}
 		async = drain.NewAsync(d)
-		async.OnResult = func(res drain.Result, _ error) { stats.items.Add(int64(res.Handled)) }
+		async.OnResult = func(res drain.Result, _ error) { stats.drained(res) }
 		// A random owner: two dev processes on one Redis must not share
 		// the scheduler lease.
 		counted := schedule.InvokerFunc(func(ctx context.Context, l queue.Lease) error {

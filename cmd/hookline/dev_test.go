@@ -239,7 +239,8 @@ func TestDevRealRedis(t *testing.T) {
 	}
 }
 
-// stats reads dev's GET /_dev/stats.
+// stats reads dev's GET /_dev/stats: its counters, and the longest
+// rate-limit sleep (ms, rounded down).
 func (d *devProc) stats(t *testing.T) map[string]int64 {
 	t.Helper()
 	resp, err := http.Get(strings.TrimSuffix(d.url, "/webhooks") + "/_dev/stats")
@@ -247,14 +248,17 @@ func (d *devProc) stats(t *testing.T) map[string]int64 {
 		t.Fatalf("GET /_dev/stats: %v", err)
 	}
 	defer resp.Body.Close()
-	var st map[string]int64
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&st) != nil {
+	var raw map[string]float64
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&raw) != nil {
 		t.Fatalf("GET /_dev/stats: status %d or a body that is not a JSON object of numbers", resp.StatusCode)
 	}
-	for _, name := range []string{"redis_round_trips", "drain_invocations", "items_handled"} {
-		if _, ok := st[name]; !ok {
-			t.Fatalf("GET /_dev/stats: no %s in %v", name, st)
+	st := map[string]int64{}
+	for _, name := range []string{"redis_round_trips", "drain_invocations", "items_handled", "rate_wait_max_ms"} {
+		v, ok := raw[name]
+		if !ok {
+			t.Fatalf("GET /_dev/stats: no %s in %v", name, raw)
 		}
+		st[name] = int64(v)
 	}
 	return st
 }

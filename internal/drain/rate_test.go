@@ -74,8 +74,9 @@ func TestG6DrainRateLimitsAnyHandler(t *testing.T) {
 }
 
 // TestDrainDefaultRateWait: by default a call sleeps at most 50ms for its
-// rate-limit slot, and the handler sees the wait in Event.RateWait; a later
-// slot yields the key until 25ms (half the bound) before it.
+// rate-limit slot, and the handler sees the wait in Event.RateWait and the
+// drain's result the longest one; a later slot yields the key until 25ms
+// (half the bound) before it.
 func TestDrainDefaultRateWait(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		t.Parallel()
@@ -96,6 +97,12 @@ func TestDrainDefaultRateWait(t *testing.T) {
 			}
 			if !c.throttled && (len(waits) != 2 || waits[0] != 0 || waits[1] <= 0 || waits[1] > c.per) {
 				t.Fatalf("1/%s: RateWait %v, want 0 then the sleep for the slot (0 < wait <= %v)", c.per, waits, c.per)
+			}
+			if !c.throttled && res.RateWaitMaxMs != ms(waits[1]) {
+				t.Fatalf("1/%s: result's longest rate-limit sleep %v ms, want the slept %v", c.per, res.RateWaitMaxMs, waits[1])
+			}
+			if c.throttled && res.RateWaitMaxMs != 0 {
+				t.Fatalf("1/%s: result's longest rate-limit sleep %v ms, want 0 (it yielded instead)", c.per, res.RateWaitMaxMs)
 			}
 			if c.throttled {
 				f.yieldedUntil("acme:c", start.Add(c.per-25*time.Millisecond))
