@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/hookline/hookline/internal/config"
 	"github.com/hookline/hookline/internal/ingest"
+	"github.com/hookline/hookline/internal/logbuf"
 	"github.com/hookline/hookline/internal/redistest"
 	"github.com/redis/go-redis/v9"
 )
@@ -60,24 +60,6 @@ type answer struct {
 
 func (a answer) took() time.Duration { return a.done.Sub(a.start) }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // maxAnswer is the bound on every answer, 503s included (issue 8, item 7).
 const maxAnswer = time.Second
 
@@ -118,7 +100,7 @@ verify: none
 	t.Cleanup(func() { _ = rdb.Close() })
 	hook := &attempts{}
 	rdb.AddHook(hook)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	a, err := NewWith(cfg, rdb, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

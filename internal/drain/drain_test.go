@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookline/hookline/internal/clock"
+	"github.com/hookline/hookline/internal/logbuf"
 	"github.com/hookline/hookline/internal/queue"
 	"github.com/hookline/hookline/internal/redistest"
 	"github.com/hookline/hookline/shared/handler"
@@ -398,7 +399,7 @@ func TestDrainRedisFailureIsErrorNotLeaseLost(t *testing.T) {
 			rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), DialTimeout: 300 * time.Millisecond,
 				ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond, MaxRetries: -1})
 			t.Cleanup(func() { _ = rdb.Close() })
-			var logs syncBuffer
+			var logs logbuf.Buffer
 			var once sync.Once
 			f := setup(t, rdb, Route{Handler: handler.HandlerFunc(func(_ context.Context, ev *handler.Event) error {
 				if ev.ID == "2" {

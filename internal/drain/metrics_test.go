@@ -1,41 +1,22 @@
 package drain
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/internal/logbuf"
 	"github.com/hookline/hookline/internal/queue"
 	"github.com/hookline/hookline/internal/redistest"
 	"github.com/hookline/hookline/internal/telemetry"
 	"github.com/hookline/hookline/shared/handler"
 	"github.com/redis/go-redis/v9"
 )
-
-// syncBuffer is a bytes.Buffer safe for the drain's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestDrainMetricsAndItemLog: one EMF line per key worked, with the
 // outcome counts, the handler's time without its rate-limit wait, the wait
@@ -44,7 +25,7 @@ func (s *syncBuffer) String() string {
 func TestDrainMetricsAndItemLog(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		t.Parallel()
-		var emf, logs syncBuffer
+		var emf, logs logbuf.Buffer
 		var f *fixture
 		f = setup(t, rdb, Route{MaxAttempts: 3, Policy: queue.Park, Handler: handler.HandlerFunc(func(_ context.Context, ev *handler.Event) error {
 			switch ev.ID {
@@ -102,9 +83,7 @@ func TestDrainMetricsAndItemLog(t *testing.T) {
 		}
 
 		// Failures: retried, then parked.
-		emf.mu.Lock()
-		emf.b.Reset()
-		emf.mu.Unlock()
+		emf.Reset()
 		f.enqueue("acme:c", "x")
 		f.clk.Advance(2 * time.Second)
 		f.route.Handler = handler.HandlerFunc(func(context.Context, *handler.Event) error { return errors.New("HTTP 500") })
@@ -113,7 +92,7 @@ func TestDrainMetricsAndItemLog(t *testing.T) {
 			f.run(f.claim(), "b")
 		}
 		var retried, parked float64
-		for _, line := range strings.Split(strings.TrimSpace(emf.String()), "\n") {
+		for _, line := range emf.Lines() {
 			l, err := telemetry.Parse([]byte(line))
 			if err != nil {
 				t.Fatal(err)

@@ -1,37 +1,19 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/hookline/hookline/internal/logbuf"
 	"github.com/hookline/hookline/internal/redistest"
 	"github.com/hookline/hookline/internal/telemetry"
 	"github.com/redis/go-redis/v9"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
 
 // TestIngestLogsAndMetrics: one log line per accepted webhook (id, key,
 // duplicate or not) and per refusal (code, reason, webhook id, source IP),
@@ -41,7 +23,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 	redistest.Each(t, func(t *testing.T, rdb redis.UniversalClient) {
 		t.Parallel()
 		g := newRig(t, rdb)
-		var logs, emf lockedBuffer
+		var logs, emf logbuf.Buffer
 		g.srv.opt.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		g.srv.opt.Metrics = telemetry.New(&emf, telemetry.Options{Namespace: "hl-test", Dimensions: map[string]string{"Stack": "s1"}})
 
@@ -62,7 +44,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 			Status                                     int
 		}
 		var got []logLine
-		for _, l := range logs.lines() {
+		for _, l := range logs.Lines() {
 			if strings.Contains(l, "cust_42\",\"title") || strings.Contains(l, "AAAAAAAA") || strings.Contains(l, testSecret) {
 				t.Fatalf("a log line holds a body, a signature or the secret: %s", l)
 			}
@@ -82,7 +64,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 			{Msg: "webhook refused", ID: "msg_3", Status: 422, Code: "unknown_code", Reason: "no route for this event code", SourceIP: "198.51.100.7"},
 		}
 		if len(got) != len(want) {
-			t.Fatalf("%d log lines, want %d:\n%s", len(got), len(want), strings.Join(logs.lines(), "\n"))
+			t.Fatalf("%d log lines, want %d:\n%s", len(got), len(want), strings.Join(logs.Lines(), "\n"))
 		}
 		for i := range want {
 			g, w := got[i], want[i]
@@ -93,7 +75,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 			}
 		}
 
-		lines := emf.lines()
+		lines := emf.Lines()
 		if len(lines) != 4 {
 			t.Fatalf("%d EMF lines, want 4:\n%s", len(lines), strings.Join(lines, "\n"))
 		}
@@ -134,7 +116,7 @@ func TestIngestLogsAndMetrics(t *testing.T) {
 func TestIngestRecordsUnavailable(t *testing.T) {
 	srv := redistest.Start(t)
 	g := newRig(t, srv.Client(t))
-	var logs, emf lockedBuffer
+	var logs, emf logbuf.Buffer
 	g.srv.opt.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	g.srv.opt.Metrics = telemetry.New(&emf, telemetry.Options{Namespace: "hl-test"})
 	srv.Kill(t)
@@ -144,7 +126,7 @@ func TestIngestRecordsUnavailable(t *testing.T) {
 		}
 	}
 	var refusedErr, refusedShed, opened int
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		var ll struct {
 			Msg, Level, Code, Err string
 			Status                int
@@ -162,10 +144,10 @@ func TestIngestRecordsUnavailable(t *testing.T) {
 		}
 	}
 	if refusedErr != 2 || refusedShed != 1 || opened != 1 {
-		t.Fatalf("failed %d, shed %d, opened %d:\n%s", refusedErr, refusedShed, opened, strings.Join(logs.lines(), "\n"))
+		t.Fatalf("failed %d, shed %d, opened %d:\n%s", refusedErr, refusedShed, opened, strings.Join(logs.Lines(), "\n"))
 	}
 	n := 0.0
-	for _, raw := range emf.lines() {
+	for _, raw := range emf.Lines() {
 		l, err := telemetry.Parse([]byte(raw))
 		if err != nil {
 			t.Fatal(err)
@@ -175,6 +157,6 @@ func TestIngestRecordsUnavailable(t *testing.T) {
 		}
 	}
 	if n != 3 {
-		t.Fatalf("Refused{unavailable} = %v, want 3:\n%s", n, strings.Join(emf.lines(), "\n"))
+		t.Fatalf("Refused{unavailable} = %v, want 3:\n%s", n, strings.Join(emf.Lines(), "\n"))
 	}
 }
